@@ -1,0 +1,1 @@
+"""The daemon side: settings and the wiring of storage and ingest."""

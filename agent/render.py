@@ -1,0 +1,81 @@
+"""Plain dictionaries and lines for what the CLI prints (no I/O here)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from ingest.session import Summary
+from ingest.verify import VerifyReport
+from storage.models import Explanation, Recording
+
+
+def _t(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def recording_dict(row: Recording) -> dict[str, Any]:
+    return {
+        "id": row.id, "state": row.state, "agency": row.agency, "station": row.station_id,
+        "session": row.session_id, "device": row.device_no, "officer": row.officer_no,
+        "officer_name": row.officer_name, "unit": row.unit, "category": row.category,
+        "case": row.case_no, "party": row.party, "source_path": row.source_path,
+        "size": row.size, "sha256": row.sha256, "signature": row.signature,
+        "key_id": row.key_id, "start": _t(row.recording_start), "end": _t(row.recording_end),
+        "start_from": row.start_from, "duration_s": row.duration_s, "important": row.important,
+        "ingested_at": _t(row.ingested_at), "deadline": _t(row.deadline), "late": row.late,
+        "vault_path": row.vault_path,
+        "media": json.loads(row.media_json) if row.media_json else None,
+    }
+
+
+def explanation_dict(exp: Explanation) -> dict[str, Any]:
+    return {
+        "id": exp.id, "kind": exp.kind, "rule": exp.rule, "status": exp.status,
+        "device": exp.device_no, "source_path": exp.source_path, "vault_path": exp.vault_path,
+        "occurred_at": _t(exp.occurred_at), "error": exp.error, "action": exp.action,
+        "recording_id": exp.recording_id, "session": exp.session_id,
+    }
+
+
+def summary_dict(summary: Summary) -> dict[str, Any]:
+    data = summary.to_dict()
+    data["started_at"] = _t(summary.started_at)
+    data["finished_at"] = _t(summary.finished_at)
+    data["explanations"] = [explanation_dict(e) for e in summary.explanations]
+    data["ok"] = not summary.failed
+    return data
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    s = summary
+    lines = [
+        f"dock session {s.session_id} from {s.source}",
+        f"  stored {s.count('stored')}, quarantined {s.count('quarantined')}, "
+        f"already held {s.count('already_held') + s.count('duplicate')}, "
+        f"failed {s.count('failed')}; {s.bytes_stored:,} bytes stored",
+    ]
+    for exp in s.explanations:
+        lines.append(f"  explanation [{exp.rule} {exp.kind}] {exp.source_path}: {exp.error}")
+        lines.append(f"      -> {exp.action}")
+    lines.extend(f"  NOT RECORDED: {text}" for text in s.unrecorded)
+    return lines
+
+
+def verify_dict(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok, "recordings": report.recordings, "events": report.events,
+        "sessions": report.sessions,
+        "problems": [p.__dict__ for p in report.problems],
+    }
+
+
+def verify_lines(report: VerifyReport) -> list[str]:
+    head = (f"verified {report.recordings} recordings, {report.sessions} dock sessions, "
+            f"{report.events} events: ")
+    if report.ok:
+        return [head + "all intact"]
+    lines = [head + f"{len(report.problems)} problem(s)"]
+    lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.problems)
+    return lines

@@ -1,0 +1,172 @@
+"""One typed settings object, loaded once from a TOML file and EVIDOCK_* variables.
+
+Precedence (last wins): built-in defaults, the TOML file, environment variables.
+The file is ``--config``, else ``$EVIDOCK_CONFIG``, else ``/etc/evidock/evidock.toml``
+when it exists. A missing default file is fine; a missing named file is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from storage.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/evidock/evidock.toml")
+
+# The naming most recorders use: <prefix>_<device>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].<ext>
+DEFAULT_PATTERN = (
+    r"^(?P<prefix>[A-Za-z0-9]+)_(?P<device>[A-Za-z0-9]+)_(?P<officer>[A-Za-z0-9]+)_"
+    r"(?P<date>\d{8})_(?P<time>\d{6})(?:_(?P<important>IMP))?\.(?P<ext>[A-Za-z0-9]+)$"
+)
+
+
+def default_home() -> Path:
+    """The data folder: $EVIDOCK_HOME, else $XDG_DATA_HOME/evidock, else ~/.local/share/evidock."""
+    if home := os.environ.get("EVIDOCK_HOME"):
+        return Path(home)
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "evidock"
+
+
+class Settings(BaseModel):
+    """Everything evidock can be told. Paths left empty derive from ``home``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home, description="data folder")
+    station_id: str = Field(
+        default_factory=lambda: socket.gethostname() or "station",
+        description="identifies this docking station in every record",
+    )
+    agency: str = Field(default="Unnamed agency", description="执法机构名称, R6")
+    database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in home")
+    vault_root: Path | None = Field(default=None, description="write-once file store")
+    key_path: Path | None = Field(default=None, description="Ed25519 station key (PEM)")
+    trusted_keys: list[Path] = Field(
+        default_factory=list, description="public keys of other stations (PEM), for verify"
+    )
+    deadline_hours: float = Field(default=24.0, gt=0, description="R2 storage window")
+    timezone: str = Field(default="", description="zone of recorder clocks; empty = local")
+    file_patterns: list[str] = Field(
+        default_factory=lambda: [DEFAULT_PATTERN],
+        description="regexes with named groups device, officer, date, time, important",
+    )
+    block_size_kib: int = Field(default=1024, ge=4, le=65536)
+    fsync_every_mib: int = Field(default=64, ge=1)
+    verify_reread: bool = Field(default=True, description="re-read each stored copy")
+    hash_thread: bool = Field(default=True, description="hash in a thread beside the copy")
+
+    @field_validator("station_id", "agency")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("file_patterns")
+    @classmethod
+    def _compilable(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one pattern is needed")
+        for pattern in value:
+            try:
+                groups = re.compile(pattern).groupindex
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
+            if not {"date", "time"} <= set(groups):
+                raise ValueError(f"pattern {pattern!r} needs named groups 'date' and 'time'")
+        return value
+
+    # Derived paths -----------------------------------------------------------
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def vault_dir(self) -> Path:
+        return self.vault_root or self.home / "vault"
+
+    @property
+    def key_file(self) -> Path:
+        return self.key_path or self.home / "keys" / "station.key"
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        return ZoneInfo(self.timezone) if self.timezone else None
+
+
+_ENV_PREFIX = "EVIDOCK_"
+_ENV_SKIP = {"EVIDOCK_CONFIG", "EVIDOCK_HOME"}  # handled separately
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    fields = Settings.model_fields
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(_ENV_PREFIX) or name in _ENV_SKIP:
+            continue
+        key = name[len(_ENV_PREFIX) :].lower()
+        if key not in fields:
+            raise ConfigError(f"unknown setting in environment: {name}")
+        values[key] = raw.split(os.pathsep) if key == "file_patterns" else raw
+    return values
+
+
+def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The settings file to read, or None when only defaults apply."""
+    if explicit is not None:
+        return explicit
+    if named := environ.get("EVIDOCK_CONFIG"):
+        return Path(named)
+    return SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None
+
+
+def load_settings(
+    explicit: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the settings once; raise ConfigError with every problem named."""
+    env = os.environ if environ is None else environ
+    path = config_path(explicit, env)
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"settings file {path} does not exist") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+    if home := env.get("EVIDOCK_HOME"):
+        values["home"] = home
+    values.update(_from_env(env))
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        where = f" in {path}" if path else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings{where}: {problems}") from exc

@@ -1,0 +1,315 @@
+"""The evidock command line: thin commands over agent/, ingest/ and storage/.
+
+Data goes to stdout, logs to stderr. Exit codes: 0 fine, 1 something failed
+or a problem was found, 2 bad usage or invalid settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from agent import render
+from agent.demo import run_demo
+from agent.progress import TerminalProgress
+from agent.settings import Settings, config_path, load_settings
+from agent.station import open_station, trusted_keys
+from devices.volume import FolderVolume
+from ingest.plan import Identity
+from ingest.session import DockRun, IngestContext, NoProgress, Progress, Summary
+from ingest.verify import verify_store
+from storage.catalog import LogFilter
+from storage.errors import EvidockError, UsageError
+from storage.keys import load_or_create
+
+log = logging.getLogger("evidock")
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
+class EvidockGroup(TyperGroup):
+    """Catches evidock's own errors once, for every command."""
+
+    def invoke(self, ctx: Any) -> Any:  # click.Context, which typer vendors
+        try:
+            return super().invoke(ctx)
+        except EvidockError as exc:
+            if ctx.find_root().params.get("debug"):
+                raise
+            typer.echo(f"evidock: error: {exc}", err=True)
+            ctx.exit(2 if isinstance(exc, UsageError) else 1)
+
+
+app = typer.Typer(cls=EvidockGroup, no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Docking-station ingest for body-worn recorders.")
+config_app = typer.Typer(no_args_is_help=True, help="Show and check the settings.")
+keys_app = typer.Typer(no_args_is_help=True, help="The station signing key.")
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+
+
+@dataclass
+class State:
+    config: Path | None
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    state: State = ctx.ensure_object(State)
+    return load_settings(state.config)
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def _finish(failed: bool) -> NoReturn:
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="settings file (TOML); default $EVIDOCK_CONFIG or "
+        "/etc/evidock/evidock.toml")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+) -> None:
+    logging.basicConfig(stream=sys.stderr, format="evidock: %(levelname)s: %(message)s",
+                        level=logging.DEBUG if debug else logging.INFO if verbose
+                        else logging.WARNING, force=True)
+    ctx.obj = State(config)
+
+
+# config ----------------------------------------------------------------------
+
+@config_app.command("show")
+def config_show(ctx: typer.Context,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print the settings in effect, with the paths derived from them."""
+    settings = _settings(ctx)
+    data = settings.model_dump(mode="json")
+    data.update(catalog_url=settings.catalog_url, vault_dir=str(settings.vault_dir),
+                key_file=str(settings.key_file))
+    if as_json:
+        _emit_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"{key} = {json.dumps(value, ensure_ascii=False)}", highlight=False)
+
+
+@config_app.command("validate")
+def config_validate(ctx: typer.Context) -> None:
+    """Check the settings file and environment; exit 2 with the problems if invalid."""
+    state: State = ctx.ensure_object(State)
+    path = config_path(state.config, __import__("os").environ)
+    _settings(ctx)
+    out.print(f"settings are valid ({path or 'built-in defaults'})", highlight=False)
+
+
+# keys ------------------------------------------------------------------------
+
+@keys_app.command("show")
+def keys_show(ctx: typer.Context,
+              as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The station key id and public key (the key is made on first use)."""
+    settings = _settings(ctx)
+    key = load_or_create(settings.key_file)
+    data = {"key_id": key.key_id, "path": str(settings.key_file), "public_key": key.public.pem()}
+    if as_json:
+        _emit_json(data)
+        return
+    out.print(f"key id: {key.key_id}\nfile:   {settings.key_file}", highlight=False)
+    sys.stdout.write(key.public.pem())
+
+
+@keys_app.command("export-public")
+def keys_export_public(
+    ctx: typer.Context,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here")] = None,
+) -> None:
+    """Write the station's public key (PEM) for auditors and other stations."""
+    pem = load_or_create(_settings(ctx).key_file).public.pem()
+    if output is None:
+        sys.stdout.write(pem)
+        return
+    try:
+        with output.open("x", encoding="ascii") as handle:
+            handle.write(pem)
+    except FileExistsError as exc:
+        raise UsageError(f"{output} exists; not overwriting it") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from exc
+
+
+# ingest ----------------------------------------------------------------------
+
+def _dock(station: IngestContext, volume: FolderVolume, identity: Identity,
+          show_progress: bool) -> Summary:
+    if show_progress and sys.stderr.isatty():
+        with TerminalProgress() as bar:
+            return DockRun(station, volume, identity, bar).run()
+    return DockRun(station, volume, identity, NoProgress()).run()
+
+
+def _print_summary(summary: Summary, as_json: bool) -> None:
+    if as_json:
+        _emit_json(render.summary_dict(summary))
+    else:
+        for line in render.summary_lines(summary):
+            out.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def ingest(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="a mounted recorder volume or any folder")],
+    device: Annotated[str | None, typer.Option(help="device number, if names lack it")] = None,
+    officer: Annotated[str | None, typer.Option(help="officer number, if names lack it")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="summary as JSON")] = False,
+) -> None:
+    """Copy every recording on PATH into the vault, signed and catalogued."""
+    station = open_station(_settings(ctx))
+    summary = _dock(station, FolderVolume(path), Identity(device, officer), not as_json)
+    _print_summary(summary, as_json)
+    _finish(summary.failed)
+
+
+# queries ---------------------------------------------------------------------
+
+def _when(text: str | None, settings: Settings) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a date or time (use 2026-11-20 or "
+                         "2026-11-20T08:30)") from exc
+    if moment.tzinfo is None:
+        zone = settings.zone
+        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+    return moment
+
+
+def _log_table(rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(show_lines=False)
+    for column in ("id", "start (UTC)", "device", "officer", "file", "size", "sha256",
+                   "deadline (UTC)", "late", "state", "case"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(str(r["id"]), r["start"][:19], r["device"], r["officer"],
+                      r["source_path"].rsplit("/", 1)[-1], f"{r['size']:,}",
+                      r["sha256"][:12], r["deadline"][:19], "LATE" if r["late"] else "",
+                      r["state"], r["case"] or "")
+    return table
+
+
+@app.command("log")
+def log_cmd(
+    ctx: typer.Context,
+    device: Annotated[str | None, typer.Option(help="device number")] = None,
+    officer: Annotated[str | None, typer.Option(help="officer number")] = None,
+    since: Annotated[str | None, typer.Option(help="recorded at or after (ISO date/time)")] = None,
+    until: Annotated[str | None, typer.Option(help="recorded before (ISO date/time)")] = None,
+    late: Annotated[bool, typer.Option("--late", help="only late ingests")] = False,
+    state: Annotated[str | None, typer.Option(help="stored or quarantined")] = None,
+    case: Annotated[str | None, typer.Option(help="case number")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The ingest log: every stored recording, oldest first."""
+    settings = _settings(ctx)
+    if state not in (None, "stored", "quarantined"):
+        raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
+    flt = LogFilter(device=device, officer=officer, since=_when(since, settings),
+                    until=_when(until, settings), late=True if late else None, state=state,
+                    case=case)
+    rows = [render.recording_dict(r) for r in open_station(settings).catalog.recordings(flt)]
+    if as_json:
+        _emit_json(rows)
+    else:
+        out.print(_log_table(rows))
+
+
+@app.command()
+def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
+         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One recording with its explanations."""
+    catalog = open_station(_settings(ctx)).catalog
+    data = render.recording_dict(catalog.recording(rec_id))
+    data["explanations"] = [render.explanation_dict(e)
+                            for e in catalog.explanations(recording_id=rec_id)]
+    if as_json:
+        _emit_json(data)
+        return
+    for key, value in data.items():
+        text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        out.print(f"{key:13} {text}", highlight=False, markup=False)
+
+
+@app.command()
+def annotate(
+    ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
+    by: Annotated[str, typer.Option(help="who is making the change")],
+    case: Annotated[str | None, typer.Option(help="case number (案由)")] = None,
+    party: Annotated[str | None, typer.Option(help="party (当事人)")] = None,
+    category: Annotated[str | None, typer.Option(help="enforcement category")] = None,
+) -> None:
+    """Add case, party or category to a recording (the file itself never changes)."""
+    if case is None and party is None and category is None:
+        raise UsageError("give at least one of --case, --party, --category")
+    catalog = open_station(_settings(ctx)).catalog
+    rec = catalog.annotate(rec_id, by=by, case_no=case, party=party, category=category)
+    out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
+              f"category={rec.category}", highlight=False, markup=False)
+
+
+@app.command()
+def verify(ctx: typer.Context,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Re-hash every vault file and check every signature; exit 1 on any problem."""
+    settings = _settings(ctx)
+    station = open_station(settings)
+    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
+    if as_json:
+        _emit_json(render.verify_dict(report))
+    else:
+        for line in render.verify_lines(report):
+            out.print(line, highlight=False, markup=False)
+    _finish(not report.ok)
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Record a simulated shift, dock it, and show the summary, the log and verify."""
+    settings = _settings(ctx)
+    station = open_station(settings)
+    out.print(f"evidock demo: data folder {settings.home}", highlight=False)
+    progress: Progress = NoProgress()
+    summary = run_demo(station, progress)
+    _print_summary(summary, as_json=False)
+    rows = [render.recording_dict(r) for r in station.catalog.recordings(
+        LogFilter()) if r.session_id == summary.session_id]
+    out.print(_log_table(rows))
+    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
+    for line in render.verify_lines(report):
+        out.print(line, highlight=False, markup=False)
+    _finish(not report.ok)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

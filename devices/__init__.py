@@ -1,0 +1,1 @@
+"""The only code that touches recorders: volumes, drivers, the simulator."""

@@ -1,0 +1,23 @@
+"""Errors reading from a recorder or its volume."""
+
+from __future__ import annotations
+
+from storage.errors import EvidockError
+
+
+class SourceError(EvidockError):
+    """A file on the recorder could not be read as it was listed."""
+
+    kind = "unreadable_source"
+
+
+class SourceVanished(SourceError):
+    kind = "source_vanished"
+
+
+class SourceChanged(SourceError):
+    kind = "source_changed"
+
+
+class VolumeError(EvidockError):
+    """The volume itself cannot be used (missing, not a folder, unreadable)."""

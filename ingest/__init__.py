@@ -1,0 +1,1 @@
+"""What happens to a docked recorder: plan, copy, probe, sign, record, rules."""

@@ -1,0 +1,44 @@
+"""The vocabulary of written explanations: what kind of fault, which rule, what was done."""
+
+from __future__ import annotations
+
+import errno as errnos
+
+# kind -> (rule, what the explanation is about)
+KINDS: dict[str, tuple[str, str]] = {
+    "unreadable_source": ("R3", "a file on the recorder could not be read"),
+    "source_vanished": ("R3", "a file disappeared from the recorder before it was copied"),
+    "source_changed": ("R3", "a file changed on the recorder while it was copied"),
+    "digest_mismatch": ("R3", "the stored copy did not match the bytes read"),
+    "vault_full": ("R3", "the vault ran out of space"),
+    "vault_read_only": ("R3", "the vault is read-only"),
+    "vault_io_error": ("R3", "the vault reported an I/O error"),
+    "vault_error": ("R3", "the vault could not store the file"),
+    "catalog_error": ("R3", "the catalog could not record a stored file"),
+    "media_unreadable": ("R3", "the media prober cannot read the file"),
+    "media_truncated": ("R3", "the recording is shorter than its header says (damaged)"),
+    "empty_file": ("R3", "the file is empty"),
+    "symlink": ("R3", "a symbolic link on the volume was not followed"),
+    "special_file": ("R3", "a FIFO, device node or socket on the volume was not read"),
+    "too_deep": ("R3", "a folder nested too deep was not read"),
+    "unreadable_folder": ("R3", "a folder on the volume could not be read"),
+    "late_ingest": ("R2", "stored after the deadline"),
+    "identity_unknown": ("R6", "the device or officer number is unknown"),
+    "identity_conflict": ("R6", "the file name names another device than the dock"),
+}
+
+LEFT_ON_DEVICE = "nothing stored; the file stays on the recorder and is retried at the next dock"
+
+
+def rule_of(kind: str) -> str:
+    return KINDS[kind][0]
+
+
+def vault_fault_kind(code: int | None) -> str:
+    if code in (errnos.ENOSPC, errnos.EDQUOT):
+        return "vault_full"
+    if code == errnos.EROFS:
+        return "vault_read_only"
+    if code == errnos.EIO:
+        return "vault_io_error"
+    return "vault_error"

@@ -1,0 +1,45 @@
+"""What a recorder's file name says: device, officer, start time, important flag (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+
+@dataclass(frozen=True)
+class NameInfo:
+    device: str | None
+    officer: str | None
+    start: datetime  # aware, in the recorder's zone
+    important: bool
+
+
+def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    return [re.compile(p) for p in patterns]
+
+
+def parse_name(name: str, patterns: Sequence[re.Pattern[str]], zone: tzinfo | None
+               ) -> NameInfo | None:
+    """The first pattern that matches ``name`` and gives a real date and time, else None.
+
+    ``zone`` is the zone of the recorder's clock; None means the station's local zone.
+    """
+    for pattern in patterns:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        try:
+            naive = datetime.strptime(groups["date"] + groups["time"], "%Y%m%d%H%M%S")
+        except ValueError:
+            continue
+        start = naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
+        return NameInfo(
+            device=groups.get("device") or None,
+            officer=groups.get("officer") or None,
+            start=start,
+            important=bool(groups.get("important")),
+        )
+    return None

@@ -1,0 +1,79 @@
+"""Deciding what to copy and in which order (pure: values in, a plan out)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from devices.volume import SourceEntry
+from ingest.naming import parse_name
+
+UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who and what a dock says it is, when the volume's names do not say."""
+
+    device: str | None = None
+    officer: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    entry: SourceEntry
+    device: str
+    officer: str
+    start: datetime  # UTC
+    start_from: str  # "filename" or "mtime"
+    important: bool
+    name_device: str | None  # what the file name says, when it says anything
+
+    @property
+    def identity_conflict(self) -> bool:
+        return self.name_device is not None and self.name_device != self.device
+
+
+@dataclass(frozen=True)
+class Plan:
+    to_copy: list[PlannedFile]
+    already_held: list[PlannedFile]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.entry.size for p in self.to_copy)
+
+
+def plan_file(entry: SourceEntry, identity: Identity, patterns: Sequence[re.Pattern[str]],
+              zone: tzinfo | None) -> PlannedFile:
+    info = parse_name(entry.name, patterns, zone)
+    if info is not None:
+        start, start_from = info.start.astimezone(UTC), "filename"
+    else:
+        start, start_from = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC), "mtime"
+    name_device = info.device if info else None
+    return PlannedFile(
+        entry=entry,
+        device=identity.device or name_device or UNKNOWN,
+        officer=identity.officer or (info.officer if info else None) or UNKNOWN,
+        start=start,
+        start_from=start_from,
+        important=bool(info and info.important),
+        name_device=name_device,
+    )
+
+
+def make_plan(entries: Iterable[SourceEntry], identity: Identity,
+              patterns: Sequence[re.Pattern[str]], zone: tzinfo | None,
+              held: set[tuple[str, str, int, int]]) -> Plan:
+    """Oldest first; files the catalog holds (same device, path, size, mtime) set aside."""
+    planned = [plan_file(e, identity, patterns, zone) for e in entries]
+    planned.sort(key=lambda p: (p.start, p.entry.raw_path))
+    to_copy: list[PlannedFile] = []
+    already: list[PlannedFile] = []
+    for item in planned:
+        key = (item.device, item.entry.path, item.entry.size, item.entry.mtime_ns)
+        (already if key in held else to_copy).append(item)
+    return Plan(to_copy, already)

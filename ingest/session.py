@@ -1,0 +1,360 @@
+"""One dock session: every file of a volume into the vault, signed and recorded.
+
+For each planned file, oldest first: copy once while hashing, commit durably,
+read back and compare, probe, sign the ingest record, then write the catalog
+row and its event together. A fault on one file becomes a written explanation
+and the run goes on with the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import PurePosixPath
+from typing import Any, Protocol
+
+from devices.errors import SourceError
+from devices.volume import SkippedEntry, SourceEntry, SourceFile
+from ingest.copy import copy_hashing
+from ingest.explain import KINDS, LEFT_ON_DEVICE, rule_of, vault_fault_kind
+from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
+from ingest.probe import MediaInfo, ProbeFailed, probe
+from ingest.record import IngestRecord
+from ingest.rules import timing
+from storage.canonical import canonical_json
+from storage.catalog import Catalog
+from storage.errors import CatalogError, VaultError
+from storage.keys import StationKey
+from storage.models import Device, DockSession, Explanation, Officer, Recording, now_utc
+from storage.vault import Vault, relative_path
+
+log = logging.getLogger(__name__)
+
+MAX_COPY_ATTEMPTS = 2
+
+
+class Volume(Protocol):
+    @property
+    def label(self) -> str: ...
+    def scan(self) -> tuple[list[SourceEntry], list[SkippedEntry]]: ...
+    def open(self, entry: SourceEntry) -> SourceFile: ...
+
+
+class Progress(Protocol):
+    def begin(self, files: int, total_bytes: int) -> None: ...
+    def advance(self, nbytes: int) -> None: ...
+    def file_done(self, path: str, status: str) -> None: ...
+
+
+class NoProgress:
+    def begin(self, files: int, total_bytes: int) -> None:
+        return None
+
+    def advance(self, nbytes: int) -> None:
+        return None
+
+    def file_done(self, path: str, status: str) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    window_hours: float = 24.0
+    patterns: tuple[re.Pattern[str], ...] = ()
+    zone: tzinfo | None = None
+    block_size: int = 1 << 20
+    hash_thread: bool = True
+    verify_reread: bool = True
+
+
+@dataclass
+class IngestContext:
+    """What a dock session writes to and signs with."""
+
+    station_id: str
+    agency: str
+    key: StationKey
+    catalog: Catalog
+    vault: Vault
+    options: IngestOptions = field(default_factory=IngestOptions)
+    clock: Callable[[], datetime] = now_utc
+
+
+@dataclass
+class FileOutcome:
+    path: str
+    status: str  # stored, quarantined, already_held, duplicate, failed
+    recording_id: int | None = None
+    vault_path: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Summary:
+    session_id: str
+    source: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    explanations: list[Explanation] = field(default_factory=list)
+    bytes_stored: int = 0
+    unrecorded: list[str] = field(default_factory=list)  # explanations the catalog refused
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> bool:
+        problems = {"failed", "quarantined"}
+        return any(o.status in problems for o in self.outcomes) or bool(self.unrecorded) or any(
+            e.rule == "R3" for e in self.explanations)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = Counter(o.status for o in self.outcomes)
+        return {
+            "session": self.session_id, "source": self.source,
+            "started_at": self.started_at, "finished_at": self.finished_at,
+            "files": dict(sorted(counts.items())), "bytes_stored": self.bytes_stored,
+            "outcomes": [o.__dict__ for o in self.outcomes],
+            "explanations": [
+                {"id": e.id, "kind": e.kind, "rule": e.rule, "source_path": e.source_path,
+                 "error": e.error, "action": e.action} for e in self.explanations
+            ],
+            "unrecorded_explanations": self.unrecorded,
+        }
+
+
+class DockRun:
+    """Ingest one volume. Create, then call run() once."""
+
+    def __init__(self, station: IngestContext, volume: Volume, identity: Identity | None = None,
+                 progress: Progress | None = None):
+        self.st = station
+        self.volume = volume
+        self.identity = identity or Identity()
+        self.progress = progress or NoProgress()
+        self.summary = Summary(session_id=str(uuid.uuid4()), source=volume.label,
+                               started_at=station.clock())
+
+    # Explanations --------------------------------------------------------
+
+    def explain(self, kind: str, *, path: str | None, device: str | None, error: str,
+                action: str, recording_id: int | None = None,
+                vault_path: PurePosixPath | None = None) -> None:
+        exp = Explanation(
+            session_id=self.summary.session_id, recording_id=recording_id, kind=kind,
+            rule=rule_of(kind), device_no=device, source_path=path,
+            vault_path=str(vault_path) if vault_path else None,
+            occurred_at=self.st.clock(), error=error, action=action,
+        )
+        log.warning("%s: %s (%s): %s; %s", path or self.volume.label, KINDS[kind][1], kind,
+                    error, action)
+        try:
+            self.st.catalog.add_explanation(exp)
+        except CatalogError as exc:
+            log.error("the explanation for %s could not be recorded: %s", path, exc)
+            self.summary.unrecorded.append(f"{kind} {path}: {error}; {action}")
+        self.summary.explanations.append(exp)
+
+    # The run ---------------------------------------------------------------
+
+    def run(self) -> Summary:
+        entries, skipped = self.volume.scan()
+        opts = self.st.options
+        plan = make_plan(entries, self.identity, opts.patterns, opts.zone,
+                         self.st.catalog.held_sources())
+        devices = {p.device for p in plan.to_copy + plan.already_held}
+        dock = DockSession(
+            session_id=self.summary.session_id, station_id=self.st.station_id,
+            device_no=self.identity.device or (devices.pop() if len(devices) == 1 else None),
+            officer_no=self.identity.officer, source=self.volume.label,
+            started_at=self.summary.started_at, files_seen=len(entries),
+        )
+        self.st.catalog.start_session(dock)
+        log.info("dock session %s: %d files on %s, %d already held, %d bytes to copy",
+                 dock.session_id, len(entries), self.volume.label, len(plan.already_held),
+                 plan.total_bytes)
+        for item in skipped:
+            self.explain(item.kind, path=item.path, device=dock.device_no, error=item.detail,
+                         action="not ingested")
+            self.summary.outcomes.append(FileOutcome(item.path, "failed", detail=item.kind))
+        for held in plan.already_held:
+            self.summary.outcomes.append(FileOutcome(held.entry.path, "already_held"))
+        self.progress.begin(len(plan.to_copy), plan.total_bytes)
+        for planned in plan.to_copy:
+            try:
+                outcome = self.ingest_file(planned)
+            except CatalogError as exc:  # the catalog failed outside a recorded step
+                self.explain("catalog_error", path=planned.entry.path, device=planned.device,
+                             error=str(exc), action=LEFT_ON_DEVICE)
+                outcome = FileOutcome(planned.entry.path, "failed", detail="catalog_error")
+            self.summary.outcomes.append(outcome)
+            self.progress.file_done(outcome.path, outcome.status)
+        return self.finish(dock)
+
+    def finish(self, dock: DockSession) -> Summary:
+        s = self.summary
+        s.finished_at = self.st.clock()
+        body = canonical_json(s.to_dict())
+        dock.finished_at = s.finished_at
+        dock.files_stored = s.count("stored") + s.count("quarantined")
+        dock.files_already_held = s.count("already_held") + s.count("duplicate")
+        dock.files_failed = s.count("failed")
+        dock.bytes_stored = s.bytes_stored
+        dock.summary_json = body.decode("ascii")
+        dock.signature = self.st.key.sign(body)
+        dock.key_id = self.st.key.key_id
+        self.st.catalog.finish_session(dock)
+        return s
+
+    # One file --------------------------------------------------------------
+
+    def ingest_file(self, p: PlannedFile) -> FileOutcome:
+        path = p.entry.path
+        stored = self.store_copy(p)
+        if isinstance(stored, FileOutcome):
+            return stored
+        rel, sha = stored
+        media, problem = self.check_media(rel, p.entry.size)
+        state = "stored"
+        if problem is not None:
+            kind, error = problem
+            try:
+                rel = self.st.vault.quarantine(rel)
+            except VaultError as exc:
+                log.error("could not quarantine %s: %s", rel, exc)
+            state = "quarantined"
+        now = self.st.clock()
+        start, start_from = p.start, p.start_from
+        if start_from == "mtime" and media is not None and media.creation_time is not None:
+            start, start_from = media.creation_time, "metadata"
+        duration = media.duration_s if media else None
+        times = timing(start, duration, now, self.st.options.window_hours)
+        record = IngestRecord(
+            station=self.st.station_id, agency=self.st.agency, session=self.summary.session_id,
+            device=p.device, officer=p.officer, source_path=path, size=p.entry.size,
+            sha256=sha, recording_start=times.start, recording_end=times.end,
+            ingested_at=now, deadline=times.deadline, vault_path=str(rel),
+        )
+        row = Recording(
+            session_id=record.session, station_id=record.station, agency=record.agency,
+            device_no=p.device, officer_no=p.officer, source_path=path,
+            source_size=p.entry.size, source_mtime_ns=p.entry.mtime_ns, size=p.entry.size,
+            sha256=sha, signature=self.st.key.sign(record.canonical()), key_id=self.st.key.key_id,
+            recording_start=times.start, recording_end=times.end, start_from=start_from,
+            duration_s=duration,
+            media_json=media.to_json() if media else None, important=p.important,
+            ingested_at=now, deadline=times.deadline, late=times.late,
+            vault_path=str(rel), state=state,
+        )
+        try:
+            self.st.catalog.add_recording(
+                row, Device(device_no=p.device, first_seen=now, last_seen=now),
+                Officer(officer_no=p.officer),
+            )
+        except CatalogError as exc:
+            self.explain("catalog_error", path=path, device=p.device, error=str(exc),
+                         action=f"the copy is in the vault at {rel} but not catalogued; "
+                                "the file stays on the recorder")
+            return FileOutcome(path, "failed", vault_path=str(rel), detail="catalog_error")
+        self.summary.bytes_stored += p.entry.size
+        if problem is not None:
+            self.explain(kind, path=path, device=p.device, error=error, recording_id=row.id,
+                         action=f"stored as found and quarantined at {rel}; "
+                                "the original stays on the recorder")
+        self.follow_rules(p, row)
+        return FileOutcome(path, state, recording_id=row.id, vault_path=str(rel))
+
+    def follow_rules(self, p: PlannedFile, row: Recording) -> None:
+        if row.late:
+            self.explain("late_ingest", path=p.entry.path, device=p.device, recording_id=row.id,
+                         error=f"deadline {row.deadline:%Y-%m-%d %H:%M:%S} UTC, "
+                               f"stored {row.ingested_at:%Y-%m-%d %H:%M:%S} UTC",
+                         action="stored and flagged late; a written explanation is required")
+        if UNKNOWN in (p.device, p.officer):
+            self.explain("identity_unknown", path=p.entry.path, device=p.device,
+                         recording_id=row.id,
+                         error=f"device {p.device}, officer {p.officer}",
+                         action="stored; the custodian must name the device and officer")
+        if p.identity_conflict:
+            self.explain("identity_conflict", path=p.entry.path, device=p.device,
+                         recording_id=row.id,
+                         error=f"file name says device {p.name_device}, dock says {p.device}",
+                         action="stored under the dock's device number")
+
+    def store_copy(self, p: PlannedFile) -> tuple[PurePosixPath, str] | FileOutcome:
+        """Copy, commit and read back; up to MAX_COPY_ATTEMPTS when the read-back differs."""
+        path, vault = p.entry.path, self.st.vault
+        target = relative_path(agency=self.st.agency, device=p.device, officer=p.officer,
+                               start=p.start, original_name=p.entry.name)
+        for attempt in range(1, MAX_COPY_ATTEMPTS + 1):
+            try:
+                sha, rel = self.copy_once(p, target)
+            except SourceError as exc:
+                self.explain(exc.kind, path=path, device=p.device, error=str(exc),
+                             action="partial copy discarded; " + LEFT_ON_DEVICE)
+                return FileOutcome(path, "failed", detail=exc.kind)
+            except VaultError as exc:
+                kind = vault_fault_kind(exc.errno)
+                self.explain(kind, path=path, device=p.device, error=str(exc),
+                             action="partial copy discarded; " + LEFT_ON_DEVICE)
+                return FileOutcome(path, "failed", detail=kind)
+            if rel is None:
+                twin = self.st.catalog.by_digest(sha)
+                return FileOutcome(path, "duplicate", recording_id=twin.id if twin else None,
+                                   detail=f"same content as recording {twin.id if twin else '?'}")
+            if not self.st.options.verify_reread:
+                return rel, sha
+            try:
+                again, size = vault.digest(rel)
+            except VaultError as exc:
+                again, size = f"unreadable ({exc})", -1
+            if (again, size) == (sha, p.entry.size):
+                return rel, sha
+            try:
+                bad, where = vault.quarantine(rel), "quarantined"
+            except VaultError as exc:
+                bad, where = rel, f"could not be quarantined ({exc})"
+            retry = attempt < MAX_COPY_ATTEMPTS
+            self.explain("digest_mismatch", path=path, device=p.device, vault_path=bad,
+                         error=f"read {sha}, stored copy gives {again} ({size} bytes)",
+                         action=f"bad copy at {bad} {where}; "
+                                + ("copying again" if retry else LEFT_ON_DEVICE))
+        return FileOutcome(path, "failed", detail="digest_mismatch")
+
+    def copy_once(self, p: PlannedFile, target: PurePosixPath
+                  ) -> tuple[str, PurePosixPath | None]:
+        """(digest, final vault path), or (digest, None) when the catalog has these bytes."""
+        opts = self.st.options
+        with self.volume.open(p.entry) as source:
+            writer = self.st.vault.writer(target)
+            try:
+                sha, _ = copy_hashing(source, writer, block_size=opts.block_size,
+                                      threaded=opts.hash_thread, on_bytes=self.progress.advance)
+                source.finish()
+            except BaseException:
+                writer.discard()
+                raise
+        if p.entry.size > 0 and self.st.catalog.by_digest(sha) is not None:
+            writer.discard()
+            return sha, None
+        return sha, writer.commit()
+
+    def check_media(self, rel: PurePosixPath, size: int
+                    ) -> tuple[MediaInfo | None, tuple[str, str] | None]:
+        if size == 0:
+            return None, ("empty_file", "the file has no bytes")
+        try:
+            media = probe(self.st.vault.path(rel))
+        except ProbeFailed as exc:
+            return None, ("media_unreadable", str(exc))
+        if cut := media.truncated_streams:
+            detail = ", ".join(f"{s.kind} {s.packets_read} of {s.frames_declared} packets"
+                               for s in cut)
+            return media, ("media_truncated", f"only {detail} could be read")
+        return media, None

@@ -1,0 +1,1 @@
+"""Everything that persists: catalog, vault, keys, events."""
