@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.errors import EvidockError
+from storage.errors import EvidockError, UsageError
 
 
 class SourceError(EvidockError):
@@ -19,5 +19,5 @@ class SourceChanged(SourceError):
     kind = "source_changed"
 
 
-class VolumeError(EvidockError):
-    """The volume itself cannot be used (missing, not a folder, unreadable)."""
+class VolumeError(UsageError):
+    """The volume named cannot be used (missing, not a folder, unreadable)."""

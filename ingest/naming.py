@@ -22,12 +22,12 @@ def compile_patterns(patterns: Sequence[str]) -> list[re.Pattern[str]]:
 
 def parse_name(name: str, patterns: Sequence[re.Pattern[str]], zone: tzinfo | None
                ) -> NameInfo | None:
-    """The first pattern that matches ``name`` and gives a real date and time, else None.
+    """The first pattern matching all of ``name`` with a real date and time, else None.
 
     ``zone`` is the zone of the recorder's clock; None means the station's local zone.
     """
     for pattern in patterns:
-        match = pattern.match(name)
+        match = pattern.fullmatch(name)
         if match is None:
             continue
         groups = match.groupdict()

@@ -265,9 +265,9 @@ class Catalog:
         with self._session() as db:
             yield from db.exec(select(Event).order_by(col(Event.id)))
 
-    def count(self, model: type[Any]) -> int:
+    def count_recordings(self) -> int:
         with self._session() as db:
-            return int(db.exec(select(func.count()).select_from(model)).one())
+            return int(db.exec(select(func.count()).select_from(Recording)).one())
 
 
 def payload_of(ev: Event) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""Shared fixtures: real clips made by ffmpeg, real SQLite catalogs, real vaults."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agent.settings import Settings, load_settings
+from agent.station import open_station
+from devices.media import ShiftPlan, make_clip, record_shift, recorder_name
+from ingest.session import IngestContext
+
+ZONE = ZoneInfo("Asia/Shanghai")
+# The shift in the shared template volume ends here; tests' clocks sit just after it.
+SHIFT_END = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+@dataclass
+class Clock:
+    """A clock the tests move by hand."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(scope="session")
+def template_volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One recorder's shift made once per test run: 3 clips, a truncated one, photo, audio."""
+    root = tmp_path_factory.mktemp("template") / "volume"
+    record_shift(root, ShiftPlan(), SHIFT_END, ZONE)
+    return root
+
+
+@pytest.fixture
+def volume(tmp_path: Path, template_volume: Path) -> Path:
+    """A private copy of the template volume for one test to change as it likes."""
+    target = tmp_path / "recorder"
+    shutil.copytree(template_volume, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def recent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shift that ended an hour ago by the real clock, for tests of the CLI as a process."""
+    root = tmp_path_factory.mktemp("recent") / "volume"
+    record_shift(root, ShiftPlan(), datetime.now(UTC) - timedelta(hours=1), ZONE)
+    return root
+
+
+@pytest.fixture
+def recent_volume(tmp_path: Path, recent_template: Path) -> Path:
+    target = tmp_path / "recent-recorder"
+    shutil.copytree(recent_template, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def one_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("clip")
+    start = SHIFT_END.astimezone(ZONE) - timedelta(hours=1)
+    return make_clip(folder / recorder_name("ZFY0002", "100232", start, "MP4"), 2.0, start)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """EVIDOCK_HOME for this test only; no other EVIDOCK_* variable leaks in."""
+    for name in list(os.environ):
+        if name.startswith("EVIDOCK_"):
+            monkeypatch.delenv(name)
+    data = tmp_path / "home"
+    monkeypatch.setenv("EVIDOCK_HOME", str(data))
+    monkeypatch.setenv("EVIDOCK_TIMEZONE", "Asia/Shanghai")
+    monkeypatch.setenv("EVIDOCK_AGENCY", "Test Agency")
+    monkeypatch.setenv("EVIDOCK_STATION_ID", "station-1")
+    return data
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(SHIFT_END + timedelta(hours=1))
+
+
+@pytest.fixture
+def station(settings: Settings, clock: Clock) -> Iterator[IngestContext]:
+    ctx = open_station(settings)
+    ctx.clock = clock
+    yield ctx
+    ctx.catalog.close()

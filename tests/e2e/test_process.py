@@ -1,0 +1,71 @@
+"""evidock as a real process: the demo, ingest on a terminal, verify after tampering."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+EVIDOCK = str(Path(sys.executable).with_name("evidock"))
+
+
+def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EVIDOCK, *args], capture_output=True, text=True, timeout=120,
+                          check=False, **kw)  # type: ignore[call-overload]
+
+
+def test_demo_docks_a_shift_and_verifies(home: Path) -> None:
+    done = run("demo")
+    assert done.returncode == 0, done.stderr
+    assert "stored 5, quarantined 1" in done.stdout
+    assert "media_truncated" in done.stdout
+    assert "6 recordings" in done.stdout and "all intact" in done.stdout
+    assert (home / "catalog.db").exists() and (home / "keys" / "station.key").exists()
+
+
+def test_ingest_on_a_terminal_shows_progress_then_verify_catches_tampering(
+        home: Path, recent_volume: Path) -> None:
+    leader, follower = os.openpty()
+    try:
+        proc = subprocess.run([EVIDOCK, "ingest", str(recent_volume)], stdout=subprocess.PIPE,
+                              stderr=follower, text=True, timeout=120, check=False)
+    finally:
+        os.close(follower)
+    terminal = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(leader)
+    assert proc.returncode == 1  # the truncated clip is a storage fault
+    assert b"6/6 files" in terminal and b"MB/s" in terminal  # files, bytes and rate
+    assert "stored 5, quarantined 1" in proc.stdout
+
+    rows = json.loads(run("log", "--json").stdout)
+    target = home / "vault" / rows[0]["vault_path"]
+    target.chmod(0o644)
+    with target.open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    done = run("verify")
+    assert done.returncode == 1 and "altered" in done.stdout
+
+
+def test_a_copy_of_the_data_folder_still_verifies(home: Path, recent_volume: Path,
+                                                  tmp_path: Path) -> None:
+    run("ingest", str(recent_volume))
+    moved = tmp_path / "moved"
+    shutil.copytree(home, moved, symlinks=True)
+    env = {**os.environ, "EVIDOCK_HOME": str(moved)}
+    done = run("verify", "--json", env=env)
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["recordings"] == 6

@@ -1,0 +1,124 @@
+"""A recorder volume of real ffmpeg clips into a real vault and SQLite catalog."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import stat
+from datetime import timedelta
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlmodel import SQLModel
+
+from devices.media import make_clip, truncate_half
+from devices.volume import FolderVolume
+from ingest.plan import Identity
+from ingest.record import IngestRecord
+from ingest.session import DockRun, IngestContext
+from ingest.verify import verify_store
+from storage.catalog import LogFilter
+from tests.conftest import SHIFT_END, Clock
+
+
+def dock(station: IngestContext, root: Path, identity: Identity | None = None):  # type: ignore[no-untyped-def]
+    return DockRun(station, FolderVolume(root), identity).run()
+
+
+def test_every_file_is_stored_signed_and_catalogued(station: IngestContext, volume: Path
+                                                     ) -> None:
+    summary = dock(station, volume)
+    rows = station.catalog.recordings()
+    assert len(rows) == 6
+    assert summary.count("stored") == 5 and summary.count("quarantined") == 1
+    by_name = {r.source_path.rsplit("/", 1)[-1]: r for r in rows}
+    clip = by_name["DSJ_ZFY0001_100231_20261120_160000.MP4"]
+    source = volume / "DCIM/100MEDIA" / "DSJ_ZFY0001_100231_20261120_160000.MP4"
+    assert clip.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert (clip.device_no, clip.officer_no, clip.agency) == ("ZFY0001", "100231", "Test Agency")
+    assert clip.recording_start.isoformat() == "2026-11-20T08:00:00+00:00"
+    assert clip.duration_s is not None and abs(clip.duration_s - 4.0) < 0.1
+    assert clip.deadline == clip.recording_end + timedelta(hours=24) and not clip.late
+    assert by_name["DSJ_ZFY0001_100231_20261120_161000_IMP.MP4"].important
+    stored = station.vault.path(clip.vault_path)
+    assert stored.read_bytes() == source.read_bytes()
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o444
+    assert station.key.public.verify(clip.signature, IngestRecord.from_row(clip).canonical())
+    kinds = {e.kind for e in station.catalog.explanations()}
+    assert kinds == {"media_truncated"}
+    assert verify_store(station.catalog, station.vault, {station.key.key_id: station.key.public}
+                        ).ok
+
+
+def test_docking_again_copies_only_what_is_new(station: IngestContext, volume: Path,
+                                               one_clip: Path, clock: Clock) -> None:
+    dock(station, volume)
+    clock.advance(minutes=5)
+    again = dock(station, volume)
+    assert again.count("already_held") == 6 and station.catalog.count_recordings() == 6
+    shutil.copy2(one_clip, volume / one_clip.name)
+    third = dock(station, volume)
+    assert third.count("stored") == 1 and third.count("already_held") == 6
+    assert station.catalog.count_recordings() == 7
+
+
+def test_the_same_bytes_under_another_name_are_not_stored_twice(
+        station: IngestContext, volume: Path) -> None:
+    dock(station, volume)
+    original = next((volume / "DCIM/100MEDIA").glob("*_160000.MP4"))
+    shutil.copy(original, volume / "copy-of-clip.mp4")
+    summary = dock(station, volume)
+    [dup] = [o for o in summary.outcomes if o.status == "duplicate"]
+    assert dup.path == "copy-of-clip.mp4" and dup.recording_id is not None
+    assert station.catalog.count_recordings() == 6
+    assert not list(station.vault.leftover_temporaries())
+
+
+def test_late_docking_is_flagged_with_an_explanation(station: IngestContext, volume: Path,
+                                                     clock: Clock) -> None:
+    clock.advance(days=2)
+    dock(station, volume)
+    assert all(r.late for r in station.catalog.recordings())
+    late = [e for e in station.catalog.explanations() if e.kind == "late_ingest"]
+    assert len(late) == 6 and all(e.rule == "R2" and e.status == "open" for e in late)
+    assert len(station.catalog.recordings(LogFilter(late=True))) == 6
+
+
+def test_a_file_without_its_moov_box_is_quarantined_as_unreadable(
+        station: IngestContext, tmp_path: Path) -> None:
+    root = tmp_path / "vol"
+    root.mkdir()
+    clip = make_clip(root / "DSJ_ZFY0002_100232_20261120_170000.MP4", 2.0, SHIFT_END,
+                     faststart=False)  # the moov box comes last, so half a file has none
+    truncate_half(clip)
+    (root / "empty.MP4").write_bytes(b"")
+    summary = dock(station, root)
+    assert summary.failed
+    assert sorted(e.kind for e in summary.explanations) == [
+        "empty_file", "identity_unknown", "media_unreadable"]
+    assert {r.state for r in station.catalog.recordings()} == {"quarantined"}
+    assert all(r.vault_path.startswith("quarantine/") for r in station.catalog.recordings())
+
+
+def test_identity_for_unnamed_files_comes_from_the_dock(station: IngestContext,
+                                                        tmp_path: Path, one_clip: Path) -> None:
+    root = tmp_path / "cctv"
+    root.mkdir()
+    shutil.copy(one_clip, root / "export 1.mp4")
+    summary = dock(station, root, Identity(device="CCTV-3", officer="200001"))
+    [row] = station.catalog.recordings()
+    assert (row.device_no, row.officer_no, row.start_from) == ("CCTV-3", "200001", "metadata")
+    assert not summary.failed and not summary.explanations
+
+
+def test_the_catalog_is_sqlite_in_wal_with_full_sync_and_matches_its_migrations(
+        station: IngestContext, home: Path) -> None:
+    with station.catalog.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+    with sqlite3.connect(home / "catalog.db") as db:
+        assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from agent.settings import DEFAULT_PATTERN
+from devices.volume import SourceEntry
+from ingest.naming import compile_patterns, parse_name
+from ingest.plan import UNKNOWN, Identity, make_plan
+from ingest.rules import timing
+
+PATTERNS = compile_patterns([DEFAULT_PATTERN])
+SH = ZoneInfo("Asia/Shanghai")
+
+
+def entry(path: str, size: int = 10, mtime: int = 1_700_000_000 * 10**9) -> SourceEntry:
+    return SourceEntry(path.encode(), path, "utf-8", size, mtime, inode=1)
+
+
+def test_default_pattern_reads_device_officer_time_and_flag() -> None:
+    info = parse_name("DSJ_ZFY0001_100231_20261120_093000_IMP.MP4", PATTERNS, SH)
+    assert info is not None
+    assert (info.device, info.officer, info.important) == ("ZFY0001", "100231", True)
+    assert info.start == datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
+
+
+def test_names_that_do_not_fit_or_carry_impossible_dates_give_none() -> None:
+    assert parse_name("IMG_0001.JPG", PATTERNS, SH) is None
+    assert parse_name("DSJ_ZFY0001_100231_20261340_093000.MP4", PATTERNS, SH) is None
+    assert parse_name("DSJ_ZFY0001_100231_20261120_093000.MP4\n", PATTERNS, SH) is None
+
+
+def test_a_second_pattern_is_tried_after_the_first() -> None:
+    custom = re.compile(r"^(?P<date>\d{8})(?P<time>\d{6})_(?P<device>\w+)\.mp4$")
+    info = parse_name("20261120093000_CAM7.mp4", [*PATTERNS, custom], UTC)
+    assert info is not None and info.device == "CAM7" and info.officer is None
+
+
+def test_plan_orders_oldest_first_and_sets_aside_what_is_held() -> None:
+    late = entry("DSJ_D1_O1_20261120_110000.MP4")
+    early = entry("DSJ_D1_O1_20261120_090000.MP4")
+    held = {("D1", early.path, early.size, early.mtime_ns)}
+    plan = make_plan([late, early], Identity(), PATTERNS, SH, held)
+    assert [p.entry.path for p in plan.to_copy] == [late.path]
+    assert [p.entry.path for p in plan.already_held] == [early.path]
+    again = make_plan([late, early], Identity(), PATTERNS, SH, set())
+    assert [p.entry.path for p in again.to_copy] == [early.path, late.path]
+
+
+def test_a_held_file_that_changed_size_is_copied_again() -> None:
+    e = entry("DSJ_D1_O1_20261120_090000.MP4", size=11)
+    plan = make_plan([e], Identity(), PATTERNS, SH, {("D1", e.path, 10, e.mtime_ns)})
+    assert len(plan.to_copy) == 1
+
+
+def test_identity_from_the_dock_wins_and_conflicts_are_visible() -> None:
+    e = entry("DSJ_D1_O1_20261120_090000.MP4")
+    [p] = make_plan([e], Identity(device="D9"), PATTERNS, SH, set()).to_copy
+    assert (p.device, p.officer, p.identity_conflict) == ("D9", "O1", True)
+
+
+def test_unnamed_files_fall_back_to_mtime_and_unknown_identity() -> None:
+    e = entry("notes/clip.bin", mtime=1_763_600_000 * 10**9)
+    [p] = make_plan([e], Identity(), PATTERNS, SH, set()).to_copy
+    assert (p.device, p.officer, p.start_from) == (UNKNOWN, UNKNOWN, "mtime")
+    assert p.start == datetime.fromtimestamp(1_763_600_000, UTC)
+
+
+def test_deadline_is_end_plus_window_and_lateness_is_strict() -> None:
+    start = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    t = timing(start, 600.0, start + timedelta(hours=24, minutes=10), 24)
+    assert t.end == start + timedelta(minutes=10)
+    assert t.deadline == start + timedelta(hours=24, minutes=10)
+    assert not t.late
+    assert timing(start, 600.0, t.deadline + timedelta(seconds=1), 24).late
+    assert timing(start, None, start, 2).deadline == start + timedelta(hours=2)
