@@ -63,7 +63,7 @@ class Settings(BaseModel):
     block_size_kib: int = Field(default=1024, ge=4, le=65536)
     fsync_every_mib: int = Field(default=64, ge=1)
     verify_reread: bool = Field(default=True, description="re-read each stored copy")
-    hash_thread: bool = Field(default=True, description="hash in a thread beside the copy")
+    hash_thread: bool = Field(default=True, description="hash and write in threads beside reading")
 
     @field_validator("station_id", "agency")
     @classmethod

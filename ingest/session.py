@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from devices.errors import SourceError
 from devices.volume import SkippedEntry, SourceEntry, SourceFile
-from ingest.copy import copy_hashing
 from ingest.explain import KINDS, LEFT_ON_DEVICE, rule_of, vault_fault_kind
 from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
 from ingest.probe import MediaInfo, ProbeFailed, probe
@@ -29,6 +28,7 @@ from ingest.rules import timing
 from storage.canonical import canonical_json
 from storage.catalog import Catalog
 from storage.errors import CatalogError, VaultError
+from storage.hashing import hash_stream
 from storage.keys import StationKey
 from storage.models import Device, DockSession, Explanation, Officer, Recording, now_utc
 from storage.vault import Vault, relative_path
@@ -334,8 +334,8 @@ class DockRun:
         with self.volume.open(p.entry) as source:
             writer = self.st.vault.writer(target)
             try:
-                sha, _ = copy_hashing(source, writer, block_size=opts.block_size,
-                                      threaded=opts.hash_thread, on_bytes=self.progress.advance)
+                sha, _ = hash_stream(source, writer, block_size=opts.block_size,
+                                     threaded=opts.hash_thread, on_bytes=self.progress.advance)
                 source.finish()
             except BaseException:
                 writer.discard()

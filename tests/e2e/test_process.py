@@ -72,3 +72,22 @@ def test_a_copy_of_the_data_folder_still_verifies(home: Path, recent_volume: Pat
     done = run("verify", "--json", env=env)
     assert done.returncode == 0, done.stdout
     assert json.loads(done.stdout)["recordings"] == 6
+
+
+def test_the_documented_offline_check_accepts_good_and_rejects_altered(
+        home: Path, recent_volume: Path, tmp_path: Path) -> None:
+    run("ingest", str(recent_volume))
+    show = tmp_path / "show.json"
+    show.write_text(run("show", "1", "--json").stdout)
+    pub = tmp_path / "station.pub"
+    pub.write_text(run("keys", "export-public").stdout)
+    stored = home / "vault" / json.loads(show.read_text())["vault_path"]
+    script = Path(__file__).parents[2] / "docs" / "check_record.py"
+    check = [sys.executable, str(script), str(show), str(pub)]
+    good = subprocess.run([*check, str(stored)], capture_output=True, text=True, check=False)
+    assert good.returncode == 0 and "signature good; file matches" in good.stdout
+    edited = json.loads(show.read_text())
+    edited["officer"] = "999999"
+    show.write_text(json.dumps(edited))
+    bad = subprocess.run([*check, str(stored)], capture_output=True, text=True, check=False)
+    assert bad.returncode != 0 and "InvalidSignature" in bad.stderr

@@ -8,10 +8,10 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ingest.copy import copy_hashing
 from ingest.explain import KINDS, vault_fault_kind
 from ingest.probe import parse_probe
 from storage.errors import VaultError
+from storage.hashing import hash_stream
 from storage.vault import Vault, relative_path, safe_component
 
 
@@ -69,8 +69,8 @@ def test_copy_hashes_exactly_the_bytes_it_writes(threaded: bool) -> None:
     data = bytes(range(256)) * 5000
     sink = io.BytesIO()
     seen: list[int] = []
-    digest, n = copy_hashing(io.BytesIO(data), sink, block_size=4096, threaded=threaded,
-                             on_bytes=seen.append)
+    digest, n = hash_stream(io.BytesIO(data), sink, block_size=4096, threaded=threaded,
+                            on_bytes=seen.append)
     assert (digest, n) == (hashlib.sha256(data).hexdigest(), len(data))
     assert sink.getvalue() == data and sum(seen) == len(data)
 
@@ -95,3 +95,20 @@ def test_vault_errno_maps_to_an_explanation_kind() -> None:
     assert vault_fault_kind(errno.EIO) == "vault_io_error"
     assert vault_fault_kind(None) == "vault_error"
     assert all(rule in {"R2", "R3", "R6"} for rule, _ in KINDS.values())
+
+
+class FullDisk:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.calls += 1
+        if self.calls == 3:
+            raise OSError(28, "No space left on device")
+
+
+def test_a_writer_error_stops_reading_and_is_raised_without_hanging() -> None:
+    source = io.BytesIO(b"x" * (4096 * 1000))
+    with pytest.raises(OSError, match="No space"):
+        hash_stream(source, FullDisk(), block_size=4096, threaded=True)
+    assert source.tell() < 4096 * 1000  # it stopped reading soon after the failure

@@ -1,0 +1,147 @@
+"""Ingest throughput against baselines on the same bytes, in the same run.
+
+For each size (default 1 GiB and 4 GiB of random data) it measures, each in its
+own process and each starting with the source's pages dropped from the cache:
+
+  hash-only    read + SHA-256 in 1 MiB blocks (the floor of any verified ingest)
+  dd           dd bs=1M conv=fsync (the disk's durable write rate)
+  ingest       `evidock ingest` without the verify re-read
+  ingest+v     `evidock ingest` with the re-read of the stored copy (the default)
+
+and prints throughputs, ratios and peak RSS; results go to bench/results/.
+The four are measured in rounds (--repeat, default 3), interleaved so that a
+slow spell of the disk hits all of them alike; the median of each is reported.
+Usage: python bench/ingest_bench.py [--sizes 1,4] [--repeat 3] [--dir /var/tmp/evidock-bench]
+                                    [--vault DIR]   (where dd and ingest write; default --dir)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+HASH_ONLY = """
+import hashlib, os, sys
+sha = hashlib.sha256()
+fd = os.open(sys.argv[1], os.O_RDONLY)
+buf = bytearray(1 << 20)
+while n := os.readv(fd, [buf]):
+    sha.update(memoryview(buf)[:n])
+print(sha.hexdigest())
+"""
+
+
+def drop_cache(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):  # ingest exits 1 because random bytes are not playable media
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"{cmd[0]} failed ({code}): {err}")
+    return seconds, usage.ru_maxrss * 1024
+
+
+def make_source(folder: Path, gib: int) -> Path:
+    volume = folder / f"vol-{gib}g"
+    path = volume / f"DSJ_BENCH01_000001_20261120_0{gib}0000.MP4"
+    if path.exists() and path.stat().st_size == gib << 30:
+        return path
+    volume.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as out:
+        for _ in range(gib * 64):
+            out.write(os.urandom(16 << 20))
+    return path
+
+
+def run_size(folder: Path, target: Path, gib: int, repeat: int) -> dict[str, object]:
+    source = make_source(folder, gib)
+    size = source.stat().st_size
+    runs: dict[str, list[tuple[float, int]]] = {}
+
+    def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        drop_cache(source)
+        seconds, rss = timed(cmd, env)
+        runs.setdefault(name, []).append((seconds, rss))
+        print(f"  {name:10} {size / seconds / 1e6:8.1f} MB/s  {seconds:6.2f} s  "
+              f"peak RSS {rss / 1e6:6.1f} MB", flush=True)
+
+    print(f"{gib} GiB ({size:,} bytes)")
+    dd_out = target / "dd.out"
+    for _ in range(repeat):
+        measure("hash-only", [sys.executable, "-c", HASH_ONLY, str(source)])
+        measure("dd", ["dd", f"if={source}", f"of={dd_out}", "bs=1M", "conv=fsync",
+                       "status=none"])
+        dd_out.unlink()
+        for name, reread in (("ingest", "false"), ("ingest+v", "true")):
+            home = folder / f"home-{name}"
+            shutil.rmtree(home, ignore_errors=True)
+            vault = target / f"vault-{name}"
+            env = {**os.environ, "EVIDOCK_HOME": str(home), "EVIDOCK_VERIFY_REREAD": reread,
+                   "EVIDOCK_VAULT_ROOT": str(vault),
+                   "EVIDOCK_STATION_ID": "bench", "EVIDOCK_AGENCY": "bench"}
+            measure(name, [str(BIN / "evidock"), "ingest", str(source.parent)], env)
+            shutil.rmtree(home)
+            shutil.rmtree(vault)
+    results = {
+        name: {"seconds": statistics.median(s for s, _ in got),
+               "mb_per_s": size / statistics.median(s for s, _ in got) / 1e6,
+               "peak_rss_mb": max(r for _, r in got) / 1e6,
+               "all_mb_per_s": [size / s / 1e6 for s, _ in got]}
+        for name, got in runs.items()
+    }
+    print("  medians: " + ", ".join(f"{n} {r['mb_per_s']:.0f} MB/s" for n, r in results.items()))
+    base = results["hash-only"]["mb_per_s"]
+    dd = results["dd"]["mb_per_s"]
+    ratios = {
+        f"{name}/{ref_name}": results[name]["mb_per_s"] / ref
+        for name in ("ingest", "ingest+v") for ref_name, ref in (("hash-only", base), ("dd", dd))
+    }
+    for key, value in ratios.items():
+        print(f"  {key:20} {value:5.2f} x")
+    return {"gib": gib, "bytes": size, "results": results, "ratios": ratios}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="1,4", help="GiB sizes, comma separated")
+    parser.add_argument("--dir", default="/var/tmp/evidock-bench", type=Path)
+    parser.add_argument("--vault", type=Path, help="where dd and ingest write (default --dir)")
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--keep", action="store_true", help="keep the random sources")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    target = args.vault or args.dir
+    target.mkdir(parents=True, exist_ok=True)
+    print(f"sources in {args.dir}, writes to {target}")
+    report = [run_size(args.dir, target, int(g), args.repeat) for g in args.sizes.split(",")]
+    out = Path(__file__).with_name("results")
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (out / f"ingest-{stamp}.json").write_text(
+        json.dumps({"sources": str(args.dir), "writes": str(target), "sizes": report}, indent=2))
+    if not args.keep:
+        shutil.rmtree(args.dir)
+
+
+if __name__ == "__main__":
+    main()
