@@ -3,31 +3,34 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint bench clean setup setup-test
+.PHONY: demo test lint bench clean venv
 
-$(BIN)/evidock: pyproject.toml
+# The virtual environment, rebuilt when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-setup: $(BIN)/evidock
+venv: $(VENV)/.installed
+
+demo:
 	scripts/system-deps.sh run
-
-setup-test: $(BIN)/evidock
-	scripts/system-deps.sh test
-
-demo: setup
+	$(MAKE) --no-print-directory venv
 	$(BIN)/evidock demo
 
-lint: setup-test
+lint:
+	scripts/system-deps.sh test
+	$(MAKE) --no-print-directory venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest
 
-bench: setup-test
+bench:
+	scripts/system-deps.sh test
+	$(MAKE) --no-print-directory venv
 	$(BIN)/python bench/ingest_bench.py
 
 clean:

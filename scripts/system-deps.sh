@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages evidock needs that are missing.
-#   system-deps.sh run    what `evidock demo` needs (ffmpeg)
-#   system-deps.sh test   everything the test suite needs
+#   system-deps.sh run    what `make demo` needs: python3-venv, ffmpeg
+#   system-deps.sh test   also what the test suite needs
 set -euo pipefail
 want=(ffmpeg)
+python3 -c 'import ensurepip, venv' 2>/dev/null || want+=(python3-venv)
 if [ "${1:-run}" = test ]; then
-    # e2fsprogs: ext4 images for fault tests; fiu-utils: fault injection;
-    # mtools/dosfstools/fdisk: FAT32 recorder images; socat: pty pairs.
-    want+=(e2fsprogs fiu-utils mtools dosfstools fdisk socat util-linux)
+    # util-linux: mount/umount for the tmpfs fault tests; e2fsprogs: ext4 images;
+    # mtools, dosfstools, fdisk: FAT32 recorder images; socat: pty pairs.
+    want+=(util-linux e2fsprogs mtools dosfstools fdisk socat)
 fi
 missing=()
 for pkg in "${want[@]}"; do
