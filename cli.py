@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def config_show(ctx: typer.Context,
 def config_validate(ctx: typer.Context) -> None:
     """Check the settings file and environment; exit 2 with the problems if invalid."""
     state: State = ctx.ensure_object(State)
-    path = config_path(state.config, __import__("os").environ)
+    path = config_path(state.config, os.environ)
     _settings(ctx)
     out.print(f"settings are valid ({path or 'built-in defaults'})", highlight=False)
 
@@ -180,8 +181,9 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="summary as JSON")] = False,
 ) -> None:
     """Copy every recording on PATH into the vault, signed and catalogued."""
+    volume = FolderVolume(path)  # before anything is created: a wrong path changes nothing
     station = open_station(_settings(ctx))
-    summary = _dock(station, FolderVolume(path), Identity(device, officer), not as_json)
+    summary = _dock(station, volume, Identity(device, officer), not as_json)
     _print_summary(summary, as_json)
     _finish(summary.failed)
 
@@ -234,7 +236,8 @@ def log_cmd(
     flt = LogFilter(device=device, officer=officer, since=_when(since, settings),
                     until=_when(until, settings), late=True if late else None, state=state,
                     case=case)
-    rows = [render.recording_dict(r) for r in open_station(settings).catalog.recordings(flt)]
+    catalog = open_station(settings, create=False).catalog
+    rows = [render.recording_dict(r) for r in catalog.recordings(flt)]
     if as_json:
         _emit_json(rows)
     else:
@@ -245,7 +248,7 @@ def log_cmd(
 def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One recording with its explanations."""
-    catalog = open_station(_settings(ctx)).catalog
+    catalog = open_station(_settings(ctx), create=False).catalog
     data = render.recording_dict(catalog.recording(rec_id))
     data["explanations"] = [render.explanation_dict(e)
                             for e in catalog.explanations(recording_id=rec_id)]
@@ -268,7 +271,7 @@ def annotate(
     """Add case, party or category to a recording (the file itself never changes)."""
     if case is None and party is None and category is None:
         raise UsageError("give at least one of --case, --party, --category")
-    catalog = open_station(_settings(ctx)).catalog
+    catalog = open_station(_settings(ctx), create=False).catalog
     rec = catalog.annotate(rec_id, by=by, case_no=case, party=party, category=category)
     out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
               f"category={rec.category}", highlight=False, markup=False)
@@ -279,7 +282,7 @@ def verify(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-hash every vault file and check every signature; exit 1 on any problem."""
     settings = _settings(ctx)
-    station = open_station(settings)
+    station = open_station(settings, create=False)
     report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
     if as_json:
         _emit_json(render.verify_dict(report))

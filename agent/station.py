@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.settings import Settings
 from ingest.naming import compile_patterns
 from ingest.session import IngestContext, IngestOptions
 from storage.catalog import Catalog
+from storage.errors import ConfigError, UsageError
 from storage.keys import PublicKey, load_or_create
 from storage.models import Station, now_utc
 from storage.vault import Vault
@@ -22,8 +25,14 @@ def ingest_options(settings: Settings) -> IngestOptions:
     )
 
 
-def open_station(settings: Settings) -> IngestContext:
-    """Open (and on first use create) the key, catalog and vault."""
+def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
+    """Open the key, catalog and vault; on first use create them, unless ``create`` is off."""
+    if not create:
+        missing = [p for p in (settings.key_file, _sqlite_file(settings.catalog_url)) if
+                   p is not None and not p.exists()]
+        if missing:
+            raise UsageError(f"nothing has been stored with these settings yet ({missing[0]} "
+                             "does not exist); check EVIDOCK_HOME or --config")
     key = load_or_create(settings.key_file)
     catalog = Catalog.open(settings.catalog_url)
     catalog.ensure_station(Station(
@@ -37,10 +46,17 @@ def open_station(settings: Settings) -> IngestContext:
     )
 
 
+def _sqlite_file(url: str) -> Path | None:
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
 def trusted_keys(ctx: IngestContext, settings: Settings) -> dict[str, PublicKey]:
     """The station's own key and the public keys the settings name."""
     keys = {ctx.key.key_id: ctx.key.public}
     for path in settings.trusted_keys:
-        public = PublicKey.from_pem(path.read_text(encoding="ascii"))
+        try:
+            public = PublicKey.from_pem(path.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"trusted key {path} cannot be read: {exc}") from exc
         keys[public.key_id] = public
     return keys

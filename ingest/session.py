@@ -221,14 +221,14 @@ class DockRun:
             return stored
         rel, sha = stored
         media, problem = self.check_media(rel, p.entry.size)
-        state = "stored"
+        state, placed = "stored", f"stored as found and quarantined at {rel}"
         if problem is not None:
             kind, error = problem
             try:
-                rel = self.st.vault.quarantine(rel)
+                rel, state = self.st.vault.quarantine(rel), "quarantined"
+                placed = f"stored as found and quarantined at {rel}"
             except VaultError as exc:
-                log.error("could not quarantine %s: %s", rel, exc)
-            state = "quarantined"
+                placed = f"stored as found at {rel}; it could not be quarantined: {exc}"
         now = self.st.clock()
         start, start_from = p.start, p.start_from
         if start_from == "mtime" and media is not None and media.creation_time is not None:
@@ -265,8 +265,7 @@ class DockRun:
         self.summary.bytes_stored += p.entry.size
         if problem is not None:
             self.explain(kind, path=path, device=p.device, error=error, recording_id=row.id,
-                         action=f"stored as found and quarantined at {rel}; "
-                                "the original stays on the recorder")
+                         action=f"{placed}; the original stays on the recorder")
         self.follow_rules(p, row)
         return FileOutcome(path, state, recording_id=row.id, vault_path=str(rel))
 

@@ -120,12 +120,11 @@ class Catalog:
                   hash=event_hash(prev, at, kind, subject, text))
         )
 
-    def _write(self, kind: str, subject: str, payload: dict[str, Any], *rows: Any) -> None:
+    def _write(self, kind: str, subject: str, payload: dict[str, Any], row: Any) -> None:
+        """Insert or update ``row`` and log it, in one transaction."""
         try:
             with self._session() as db, db.begin():
-                for row in rows:
-                    db.merge(row) if isinstance(row, Station | Device | Officer) else db.add(row)
-                db.flush()
+                db.merge(row)
                 self._append_event(db, kind, subject, payload)
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog write ({kind} {subject}) failed: {exc}") from exc

@@ -123,7 +123,8 @@ def test_verify_finds_an_edited_or_removed_event(home: Path,
 @pytest.mark.parametrize(("args", "message"), [
     (["log", "--since", "yesterday"], "not a date"),
     (["log", "--state", "lost"], "--state must be"),
-    (["show", "999"], "no recording with id 999"),
+    (["show", "999"], "nothing has been stored"),
+    (["verify"], "nothing has been stored"),
     (["annotate", "1", "--by", "x"], "at least one of"),
     (["ingest", "/no/such/volume"], "mount the recorder volume first"),
 ])
@@ -131,6 +132,12 @@ def test_bad_input_is_a_clear_error_with_exit_2(home: Path, args: list[str],
                                                 message: str) -> None:
     code, out, err = evidock(*args)
     assert code == 2 and message in err and out == ""
+    assert not home.exists()  # nothing was created: no key, no catalog, no vault
+
+
+def test_an_unknown_recording_is_a_usage_error(ingested: list[dict[str, object]]) -> None:
+    code, out, err = evidock("show", "999")
+    assert code == 2 and "no recording with id 999" in err and out == ""
 
 
 def test_invalid_settings_exit_2_and_config_commands(home: Path, tmp_path: Path) -> None:
