@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,6 +111,15 @@ class Catalog:
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[Session]:
+        """One write transaction; database errors become CatalogError naming ``what``."""
+        try:
+            with self._session() as db, db.begin():
+                yield db
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
+
     def _append_event(self, db: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
         last = db.exec(select(Event.hash).order_by(col(Event.id).desc()).limit(1)).first()
         prev = last or GENESIS
@@ -120,83 +130,67 @@ class Catalog:
                   hash=event_hash(prev, at, kind, subject, text))
         )
 
-    def _write(self, kind: str, subject: str, payload: dict[str, Any], row: Any) -> None:
-        """Insert or update ``row`` and log it, in one transaction."""
-        try:
-            with self._session() as db, db.begin():
-                db.merge(row)
-                self._append_event(db, kind, subject, payload)
-        except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog write ({kind} {subject}) failed: {exc}") from exc
-
     def ensure_station(self, station: Station) -> None:
         with self._session() as db:
             known = db.get(Station, station.station_id)
-        if known is None or known.key_id != station.key_id or known.agency != station.agency:
-            if known is not None:
-                station.first_seen = known.first_seen
-            self._write("station", station.station_id,
-                        {"agency": station.agency, "key_id": station.key_id}, station)
+        if known is not None and (known.key_id, known.agency) == (station.key_id, station.agency):
+            return
+        if known is not None:
+            station.first_seen = known.first_seen
+        with self._transaction(f"register station {station.station_id}") as db:
+            db.merge(station)
+            self._append_event(db, "station", station.station_id,
+                               {"agency": station.agency, "key_id": station.key_id})
 
     def start_session(self, dock: DockSession) -> None:
-        self._write("session-start", dock.session_id,
-                    {"source": dock.source, "device": dock.device_no}, dock)
+        with self._transaction(f"open dock session {dock.session_id}") as db:
+            db.add(dock)
+            self._append_event(db, "session-start", dock.session_id,
+                               {"source": dock.source, "device": dock.device_no})
 
     def finish_session(self, dock: DockSession) -> None:
-        try:
-            with self._session() as db, db.begin():
-                db.merge(dock)
-                self._append_event(db, "session-end", dock.session_id,
-                                   {"summary": dock.summary_json, "signature": dock.signature})
-        except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot close dock session {dock.session_id}: {exc}") from exc
+        with self._transaction(f"close dock session {dock.session_id}") as db:
+            db.merge(dock)
+            self._append_event(db, "session-end", dock.session_id,
+                               {"summary": dock.summary_json, "signature": dock.signature})
 
     def add_recording(self, rec: Recording, device: Device, officer: Officer) -> Recording:
         """Insert a verified recording, its device and officer, and its event, atomically."""
-        try:
-            with self._session() as db, db.begin():
-                known = db.get(Device, device.device_no)
-                if known is not None:
-                    device.first_seen = known.first_seen
-                    device.model = device.model or known.model
-                    device.usb_serial = device.usb_serial or known.usb_serial
-                db.merge(device)
-                if db.get(Officer, officer.officer_no) is None:
-                    db.add(officer)
-                db.add(rec)
-                db.flush()
-                self._append_event(db, "recording", str(rec.id), {
-                    "sha256": rec.sha256, "signature": rec.signature, "vault_path": rec.vault_path,
-                })
-        except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot record {rec.vault_path}: {exc}") from exc
+        with self._transaction(f"record {rec.vault_path}") as db:
+            known = db.get(Device, device.device_no)
+            if known is not None:
+                device.first_seen = known.first_seen
+                device.model = device.model or known.model
+                device.usb_serial = device.usb_serial or known.usb_serial
+            db.merge(device)
+            if db.get(Officer, officer.officer_no) is None:
+                db.add(officer)
+            db.add(rec)
+            db.flush()
+            self._append_event(db, "recording", str(rec.id), {
+                "sha256": rec.sha256, "signature": rec.signature, "vault_path": rec.vault_path,
+            })
         return rec
 
     def add_explanation(self, exp: Explanation) -> Explanation:
-        try:
-            with self._session() as db, db.begin():
-                db.add(exp)
-                db.flush()
-                self._append_event(db, "explanation", str(exp.id), {
-                    "kind": exp.kind, "source_path": exp.source_path, "error": exp.error,
-                })
-        except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot record explanation ({exp.kind}): {exc}") from exc
+        with self._transaction(f"record an explanation ({exp.kind})") as db:
+            db.add(exp)
+            db.flush()
+            self._append_event(db, "explanation", str(exp.id), {
+                "kind": exp.kind, "source_path": exp.source_path, "error": exp.error,
+            })
         return exp
 
     def annotate(self, rec_id: int, *, by: str, **values: str | None) -> Recording:
         """Set case, party or category: catalog data only, the file is never touched."""
         changes = {k: v for k, v in values.items() if v is not None}
-        try:
-            with self._session() as db, db.begin():
-                rec = db.get(Recording, rec_id)
-                if rec is None:
-                    raise NotFound(f"no recording with id {rec_id}")
-                for key, value in changes.items():
-                    setattr(rec, key, value)
-                self._append_event(db, "annotate", str(rec_id), {"by": by, **changes})
-        except SQLAlchemyError as exc:
-            raise CatalogError(f"cannot annotate recording {rec_id}: {exc}") from exc
+        with self._transaction(f"annotate recording {rec_id}") as db:
+            rec = db.get(Recording, rec_id)
+            if rec is None:
+                raise NotFound(f"no recording with id {rec_id}")
+            for key, value in changes.items():
+                setattr(rec, key, value)
+            self._append_event(db, "annotate", str(rec_id), {"by": by, **changes})
         return rec
 
     # Reads -------------------------------------------------------------------
