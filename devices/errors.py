@@ -21,3 +21,7 @@ class SourceChanged(SourceError):
 
 class VolumeError(UsageError):
     """The volume named cannot be used (missing, not a folder, unreadable)."""
+
+
+class RecorderError(EvidockError):
+    """Talking to a recorder failed."""
