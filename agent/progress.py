@@ -39,6 +39,9 @@ class TerminalProgress:
         self.bar.update(self.bytes_task, total=max(total_bytes, 1), visible=True,
                         description=f"0/{files} files")
 
+    def file_started(self, path: str, size: int) -> None:
+        return None
+
     def advance(self, nbytes: int) -> None:
         self.bar.advance(self.bytes_task, nbytes)
 

@@ -13,7 +13,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -35,6 +35,41 @@ def default_home() -> Path:
         return Path(home)
     xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(xdg) / "evidock"
+
+
+class RecorderModel(BaseModel):
+    """A recorder model the daemon recognises by its USB ids."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    usb_vendor: str = Field(pattern=r"^[0-9a-f]{4}$", description="USB vendor id, hex")
+    usb_product: str = Field(pattern=r"^[0-9a-f]{4}$", description="USB product id, hex")
+    transport: Literal["storage", "serial"] = Field(
+        default="storage", description="'storage': mass storage only; 'serial': a command "
+        "port (docs/recorder-protocol.md) and then mass storage")
+    file_patterns: list[str] = Field(default_factory=list, description="default: global")
+    password: str = Field(default="", description="for the command port")
+    set_clock: bool = True
+    baudrate: int = 115200
+
+
+class DropFolder(BaseModel):
+    """A folder where other recorders (CCTV, interview rooms, audio pens) leave files."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path
+    device: str
+    officer: str | None = None
+
+
+# Simulated recorders announce themselves with these ids (devices/simbus.py).
+SIMULATED_MODELS = [
+    RecorderModel(name="evidock-sim-serial", usb_vendor="1209", usb_product="e5d1",
+                  transport="serial", password="000000"),  # noqa: S106 (simulator)
+    RecorderModel(name="evidock-sim-storage", usb_vendor="1209", usb_product="e5d2"),
+]
 
 
 class Settings(BaseModel):
@@ -64,6 +99,15 @@ class Settings(BaseModel):
     fsync_every_mib: int = Field(default=64, ge=1)
     verify_reread: bool = Field(default=True, description="re-read each stored copy")
     hash_thread: bool = Field(default=True, description="hash and write in threads beside reading")
+    models: list[RecorderModel] = Field(default_factory=lambda: list(SIMULATED_MODELS))
+    workers: int = Field(default=2, ge=1, le=64, description="recorders ingested at once")
+    drop_folders: list[DropFolder] = Field(default_factory=list)
+    clear_after_ingest: bool = Field(
+        default=False, description="clear a recorder once all its files are verified")
+    mounter: Literal["auto", "udisks2", "mount", "fusefat"] = "auto"
+    runtime_dir: Path | None = Field(default=None, description="status file, mount points")
+    simbus_dir: Path | None = Field(default=None, description="watch simulated recorders here")
+    storage_wait_s: float = Field(default=20.0, gt=0, description="for the volume after MSC")
 
     @field_validator("station_id", "agency")
     @classmethod
@@ -110,6 +154,16 @@ class Settings(BaseModel):
     @property
     def key_file(self) -> Path:
         return self.key_path or self.home / "keys" / "station.key"
+
+    @property
+    def run_dir(self) -> Path:
+        if self.runtime_dir:
+            return self.runtime_dir
+        systemd = os.environ.get("RUNTIME_DIRECTORY")  # set by RuntimeDirectory=
+        return Path(systemd.split(":")[0]) if systemd else self.home / "run"
+
+    def model_named(self, name: str) -> RecorderModel | None:
+        return next((m for m in self.models if m.name == name), None)
 
     @property
     def zone(self) -> ZoneInfo | None:

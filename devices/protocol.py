@@ -238,7 +238,8 @@ class RecorderClient:
 
     def storage(self) -> StorageInfo:
         fields = _pairs(self.call("STO"))
-        return StorageInfo(_int(fields.get("free", ""), "STO"), _int(fields.get("total", ""), "STO"))
+        free, total = (_int(fields.get(k, ""), "STO") for k in ("free", "total"))
+        return StorageInfo(free, total)
 
     def events(self) -> list[DeviceEvent]:
         out = []

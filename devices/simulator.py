@@ -36,7 +36,7 @@ class SimIdentity:
 @dataclass
 class SimState:
     identity: SimIdentity = field(default_factory=SimIdentity)
-    password: str = "000000"
+    password: str = "000000"  # noqa: S105  (the simulator's documented default)
     drift: timedelta = timedelta(seconds=0)
     battery: int = 87
     capacity: int = 32 << 30

@@ -23,6 +23,11 @@ KINDS: dict[str, tuple[str, str]] = {
     "too_deep": ("R3", "a folder nested too deep was not read"),
     "unreadable_folder": ("R3", "a folder on the volume could not be read"),
     "late_ingest": ("R2", "stored after the deadline"),
+    "dock_interrupted": ("R3", "the recorder was removed or the station stopped mid-copy"),
+    "recording_interrupted": ("R4", "the recorder's log shows an interruption while recording"),
+    "clock_drift": ("R15", "the recorder's clock was off; its times need correcting"),
+    "unregistered_device": ("R13", "a recorder that is not in the registry was docked"),
+    "retired_device": ("R13", "a retired recorder was docked"),
     "identity_unknown": ("R6", "the device or officer number is unknown"),
     "identity_conflict": ("R6", "the file name names another device than the dock"),
 }

@@ -8,6 +8,7 @@ and the run goes on with the next.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -24,7 +25,7 @@ from ingest.explain import KINDS, LEFT_ON_DEVICE, rule_of, vault_fault_kind
 from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
 from ingest.probe import MediaInfo, ProbeFailed, probe
 from ingest.record import IngestRecord
-from ingest.rules import timing
+from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, interruptions, timing
 from storage.canonical import canonical_json
 from storage.catalog import Catalog
 from storage.errors import CatalogError, VaultError
@@ -45,14 +46,24 @@ class Volume(Protocol):
     def open(self, entry: SourceEntry) -> SourceFile: ...
 
 
+class DockInterrupted(Exception):
+    """Raised through a dock run when its recorder is removed or the station stops."""
+
+
 class Progress(Protocol):
+    """Told how a run goes; advance() may raise DockInterrupted to stop the run."""
+
     def begin(self, files: int, total_bytes: int) -> None: ...
+    def file_started(self, path: str, size: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
     def file_done(self, path: str, status: str) -> None: ...
 
 
 class NoProgress:
     def begin(self, files: int, total_bytes: int) -> None:
+        return None
+
+    def file_started(self, path: str, size: int) -> None:
         return None
 
     def advance(self, nbytes: int) -> None:
@@ -85,6 +96,25 @@ class IngestContext:
     clock: Callable[[], datetime] = now_utc
 
 
+@dataclass(frozen=True)
+class DockFacts:
+    """What a recorder said about itself at this dock, and what the registry knows."""
+
+    usb_serial: str | None = None
+    model: str | None = None
+    clock_drift_s: float | None = None  # recorder minus station, measured before setting
+    clock_set: bool = False
+    battery_pct: int | None = None
+    storage_free: int | None = None
+    storage_total: int | None = None
+    events: tuple[LoggedEvent, ...] = ()
+    registry: str = "registered"  # registered, unregistered, retired, unknown
+
+    def log_json(self) -> str:
+        return json.dumps([{"at": e.at.isoformat(), "kind": e.kind, "detail": e.detail}
+                           for e in self.events], ensure_ascii=False)
+
+
 @dataclass
 class FileOutcome:
     path: str
@@ -104,6 +134,7 @@ class Summary:
     explanations: list[Explanation] = field(default_factory=list)
     bytes_stored: int = 0
     unrecorded: list[str] = field(default_factory=list)  # explanations the catalog refused
+    recorder: dict[str, Any] = field(default_factory=dict)  # the DockFacts of this dock
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -126,6 +157,7 @@ class Summary:
                  "error": e.error, "action": e.action} for e in self.explanations
             ],
             "unrecorded_explanations": self.unrecorded,
+            "recorder": self.recorder,
         }
 
 
@@ -133,13 +165,16 @@ class DockRun:
     """Ingest one volume. Create, then call run() once."""
 
     def __init__(self, station: IngestContext, volume: Volume, identity: Identity | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, facts: DockFacts | None = None):
         self.st = station
         self.volume = volume
         self.identity = identity or Identity()
         self.progress = progress or NoProgress()
+        self.facts = facts or DockFacts(registry="unknown")
+        recorder = {k: v for k, v in self.facts.__dict__.items() if k != "events"}
+        recorder["events"] = len(self.facts.events)
         self.summary = Summary(session_id=str(uuid.uuid4()), source=volume.label,
-                               started_at=station.clock())
+                               started_at=station.clock(), recorder=recorder)
 
     # Explanations --------------------------------------------------------
 
@@ -169,13 +204,18 @@ class DockRun:
         plan = make_plan(entries, self.identity, opts.patterns, opts.zone,
                          self.st.catalog.held_sources())
         devices = {p.device for p in plan.to_copy + plan.already_held}
+        f = self.facts
         dock = DockSession(
             session_id=self.summary.session_id, station_id=self.st.station_id,
             device_no=self.identity.device or (devices.pop() if len(devices) == 1 else None),
             officer_no=self.identity.officer, source=self.volume.label,
             started_at=self.summary.started_at, files_seen=len(entries),
+            usb_serial=f.usb_serial, model=f.model, clock_drift_s=f.clock_drift_s,
+            clock_set=f.clock_set, battery_pct=f.battery_pct, storage_free=f.storage_free,
+            storage_total=f.storage_total, device_log=f.log_json() if f.events else None,
         )
         self.st.catalog.start_session(dock)
+        self.explain_dock(dock.device_no)
         log.info("dock session %s: %d files on %s, %d already held, %d bytes to copy",
                  dock.session_id, len(entries), self.volume.label, len(plan.already_held),
                  plan.total_bytes)
@@ -186,16 +226,49 @@ class DockRun:
         for held in plan.already_held:
             self.summary.outcomes.append(FileOutcome(held.entry.path, "already_held"))
         self.progress.begin(len(plan.to_copy), plan.total_bytes)
-        for planned in plan.to_copy:
+        for n, planned in enumerate(plan.to_copy):
+            self.progress.file_started(planned.entry.path, planned.entry.size)
             try:
                 outcome = self.ingest_file(planned)
             except CatalogError as exc:  # the catalog failed outside a recorded step
                 self.explain("catalog_error", path=planned.entry.path, device=planned.device,
                              error=str(exc), action=LEFT_ON_DEVICE)
                 outcome = FileOutcome(planned.entry.path, "failed", detail="catalog_error")
+            except DockInterrupted as exc:
+                self.interrupted(dock, str(exc), plan.to_copy[n:])
+                break
             self.summary.outcomes.append(outcome)
             self.progress.file_done(outcome.path, outcome.status)
         return self.finish(dock)
+
+    def interrupted(self, dock: DockSession, why: str, left: list[PlannedFile]) -> None:
+        dock.interrupted = True
+        self.explain("dock_interrupted", path=left[0].entry.path, device=dock.device_no,
+                     error=why, action=f"the partial copy was discarded; {len(left)} file(s) "
+                     "not stored stay on the recorder and are copied at the next dock")
+        self.summary.outcomes.extend(FileOutcome(p.entry.path, "failed", detail="interrupted")
+                                     for p in left)
+
+    def explain_dock(self, device: str | None) -> None:
+        """Explanations about the recorder itself: registry, clock, its own log."""
+        f = self.facts
+        if f.registry in ("unregistered", "retired"):
+            self.explain(f"{f.registry}_device", path=None, device=device,
+                         error=f"USB serial {f.usb_serial}, model {f.model}",
+                         action="ingested anyway (evidence never stays behind); "
+                                "the custodian must register or check it")
+        if f.clock_drift_s is not None and abs(f.clock_drift_s) > CLOCK_DRIFT_LIMIT_S:
+            self.explain("clock_drift", path=None, device=device,
+                         error=f"recorder clock {f.clock_drift_s:+.0f} s from the station",
+                         action=("clock set; " if f.clock_set else "clock not set; ")
+                         + "times in names and metadata recorded before this dock are off "
+                         "by this much")
+        for event in interruptions(f.events):
+            self.explain("recording_interrupted", path=None, device=device,
+                         error=f"{event.kind} at {event.at:%Y-%m-%d %H:%M:%S} UTC"
+                               + (f" ({event.detail})" if event.detail else ""),
+                         action="officers must state the reason; if recording could not "
+                                "continue, two or more officers sign a written explanation")
 
     def finish(self, dock: DockSession) -> Summary:
         s = self.summary
@@ -207,6 +280,7 @@ class DockRun:
         dock.files_failed = s.count("failed")
         dock.bytes_stored = s.bytes_stored
         dock.summary_json = body.decode("ascii")
+        dock.interrupted = dock.interrupted or any(o.detail == "interrupted" for o in s.outcomes)
         dock.signature = self.st.key.sign(body)
         dock.key_id = self.st.key.key_id
         self.st.catalog.finish_session(dock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index
+from sqlalchemy import BigInteger, Column, Index
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -61,8 +61,10 @@ class Device(SQLModel, table=True):
     device_no: str = Field(primary_key=True)
     model: str | None = None
     usb_serial: str | None = Field(default=None, index=True)
-    officer_no: str | None = None
-    status: str = "active"
+    officer_no: str | None = None  # assigned officer
+    status: str = "active"  # active, retired
+    registered_at: datetime | None = utc_field(nullable=True)  # by a custodian
+    retired_at: datetime | None = utc_field(nullable=True)
     first_seen: datetime = utc_field()
     last_seen: datetime = utc_field()
 
@@ -80,10 +82,20 @@ class DockSession(SQLModel, table=True):
     files_stored: int = 0
     files_already_held: int = 0
     files_failed: int = 0
-    bytes_stored: int = 0
+    bytes_stored: int = Field(default=0, sa_type=BigInteger)
     summary_json: str | None = None
     signature: str | None = None
     key_id: str | None = None
+    # What the recorder said about itself at this dock (None when it cannot say).
+    usb_serial: str | None = None
+    model: str | None = None
+    clock_drift_s: float | None = None  # recorder clock minus station clock, before setting
+    clock_set: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    battery_pct: int | None = None
+    storage_free: int | None = Field(default=None, sa_type=BigInteger)
+    storage_total: int | None = Field(default=None, sa_type=BigInteger)
+    device_log: str | None = None  # the recorder's event log, JSON
+    interrupted: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class Recording(SQLModel, table=True):
@@ -103,9 +115,9 @@ class Recording(SQLModel, table=True):
     officer_name: str | None = None
     unit: str | None = None
     source_path: str
-    source_size: int
-    source_mtime_ns: int
-    size: int
+    source_size: int = Field(sa_type=BigInteger)
+    source_mtime_ns: int = Field(sa_type=BigInteger)
+    size: int = Field(sa_type=BigInteger)
     sha256: str = Field(index=True)
     signature: str
     key_id: str

@@ -9,17 +9,21 @@ import stat
 from datetime import timedelta
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
+import storage
 from devices.media import make_clip, truncate_half
 from devices.volume import FolderVolume
 from ingest.plan import Identity
 from ingest.record import IngestRecord
 from ingest.session import DockRun, IngestContext
 from ingest.verify import verify_store
-from storage.catalog import LogFilter
+from storage.catalog import Catalog, LogFilter, make_engine
 from tests.conftest import SHIFT_END, Clock
 
 
@@ -120,5 +124,26 @@ def test_the_catalog_is_sqlite_in_wal_with_full_sync_and_matches_its_migrations(
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
+    scripts = ScriptDirectory(str(Path(storage.__file__).with_name("migrations")))
     with sqlite3.connect(home / "catalog.db") as db:
-        assert db.execute("select version_num from alembic_version").fetchone() == ("0001",)
+        version = db.execute("select version_num from alembic_version").fetchone()
+    assert version == (scripts.get_current_head(),)
+
+
+def test_a_catalog_made_by_the_first_schema_upgrades_with_its_rows(
+        tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(storage.__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.exec_driver_sql(
+            "insert into dock_session (session_id, station_id, source, started_at, files_seen,"
+            " files_stored, files_already_held, files_failed, bytes_stored)"
+            " values ('s-old', 'st', '/media', '2026-01-01 00:00:00', 1, 1, 0, 0, 10)")
+    engine.dispose()
+    catalog = Catalog.open(url)
+    [old] = catalog.sessions()
+    assert (old.session_id, old.interrupted, old.clock_set) == ("s-old", False, False)

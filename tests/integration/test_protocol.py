@@ -92,7 +92,7 @@ def test_an_unplugged_recorder_is_an_error_not_a_hang(sim: SimulatedRecorder) ->
     c.authenticate("000000")
     os.close(sim._master)  # the cable is pulled
     started = time.monotonic()
-    with pytest.raises(RecorderError, match="unplugged|BAT"):
+    with pytest.raises(RecorderError, match=r"unplugged|BAT"):
         c.battery()
     assert time.monotonic() - started < 2
 
