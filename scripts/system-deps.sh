@@ -6,9 +6,15 @@ set -euo pipefail
 want=(ffmpeg)
 python3 -c 'import ensurepip, venv' 2>/dev/null || want+=(python3-venv)
 if [ "${1:-run}" = test ]; then
-    # util-linux: mount/umount for the tmpfs fault tests; e2fsprogs: ext4 images;
-    # mtools, dosfstools, fdisk: FAT32 recorder images; socat: pty pairs.
-    want+=(util-linux e2fsprogs mtools dosfstools fdisk socat)
+    # util-linux: mount, losetup, partx; mtools, dosfstools, fdisk: FAT32 recorder
+    # images; fusefat: mounting them without a kernel vfat driver; udev: real
+    # uevents; umockdev + gir: faked USB devices; the -dev packages, pkg-config
+    # and gcc build PyGObject for the umockdev tests; systemd: systemd-analyze.
+    want+=(util-linux e2fsprogs mtools dosfstools fdisk fusefat fuse3 udev systemd
+           umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
+           gcc)
+    python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(
+        os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || want+=(python3-dev)
 fi
 missing=()
 for pkg in "${want[@]}"; do
