@@ -24,7 +24,8 @@ MODELS = [ModelIds("sim-serial", "1209", "e5d1"), ModelIds("sim-storage", "1209"
 PARTITION = ("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1:1.0/host6/target6:0:0/"
              "6:0:0:0/block/sdb/sdb1")
 TTY = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2/1-2:1.0/tty/ttyACM0"
-STICK = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0/host7/target7:0:0/7:0:0:0/block/sdc/sdc1"
+STICK = ("/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3/1-3:1.0/host7/target7:0:0/"
+         "7:0:0:0/block/sdc/sdc1")
 
 
 def settle() -> None:
