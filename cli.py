@@ -11,20 +11,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from agent import render
+from agent.cliutil import State, emit_json, finish, out, settings_of
 from agent.demo import run_demo
 from agent.progress import TerminalProgress
-from agent.settings import Settings, config_path, load_settings
+from agent.registry_cli import device_app, officer_app
+from agent.settings import Settings, config_path
 from agent.station import open_station, trusted_keys
 from devices.volume import FolderVolume
 from ingest.plan import Identity
@@ -35,7 +35,6 @@ from storage.errors import EvidockError, UsageError
 from storage.keys import load_or_create
 
 log = logging.getLogger("evidock")
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 class EvidockGroup(TyperGroup):
@@ -58,24 +57,8 @@ config_app = typer.Typer(no_args_is_help=True, help="Show and check the settings
 keys_app = typer.Typer(no_args_is_help=True, help="The station signing key.")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
-
-
-@dataclass
-class State:
-    config: Path | None
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    state: State = ctx.ensure_object(State)
-    return load_settings(state.config)
-
-
-def _emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-def _finish(failed: bool) -> NoReturn:
-    raise typer.Exit(1 if failed else 0)
+app.add_typer(device_app, name="device")
+app.add_typer(officer_app, name="officer")
 
 
 @app.callback()
@@ -99,12 +82,12 @@ def _root(
 def config_show(ctx: typer.Context,
                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print the settings in effect, with the paths derived from them."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     data = settings.model_dump(mode="json")
     data.update(catalog_url=settings.catalog_url, vault_dir=str(settings.vault_dir),
                 key_file=str(settings.key_file))
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     for key, value in data.items():
         out.print(f"{key} = {json.dumps(value, ensure_ascii=False)}", highlight=False)
@@ -115,7 +98,7 @@ def config_validate(ctx: typer.Context) -> None:
     """Check the settings file and environment; exit 2 with the problems if invalid."""
     state: State = ctx.ensure_object(State)
     path = config_path(state.config, os.environ)
-    _settings(ctx)
+    settings_of(ctx)
     out.print(f"settings are valid ({path or 'built-in defaults'})", highlight=False)
 
 
@@ -125,11 +108,11 @@ def config_validate(ctx: typer.Context) -> None:
 def keys_show(ctx: typer.Context,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The station key id and public key (the key is made on first use)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     key = load_or_create(settings.key_file)
     data = {"key_id": key.key_id, "path": str(settings.key_file), "public_key": key.public.pem()}
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     out.print(f"key id: {key.key_id}\nfile:   {settings.key_file}", highlight=False)
     sys.stdout.write(key.public.pem())
@@ -141,7 +124,7 @@ def keys_export_public(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here")] = None,
 ) -> None:
     """Write the station's public key (PEM) for auditors and other stations."""
-    pem = load_or_create(_settings(ctx).key_file).public.pem()
+    pem = load_or_create(settings_of(ctx).key_file).public.pem()
     if output is None:
         sys.stdout.write(pem)
         return
@@ -166,7 +149,7 @@ def _dock(station: IngestContext, volume: FolderVolume, identity: Identity,
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
     if as_json:
-        _emit_json(render.summary_dict(summary))
+        emit_json(render.summary_dict(summary))
     else:
         for line in render.summary_lines(summary):
             out.print(line, highlight=False, markup=False)
@@ -182,10 +165,10 @@ def ingest(
 ) -> None:
     """Copy every recording on PATH into the vault, signed and catalogued."""
     volume = FolderVolume(path)  # before anything is created: a wrong path changes nothing
-    station = open_station(_settings(ctx))
+    station = open_station(settings_of(ctx))
     summary = _dock(station, volume, Identity(device, officer), not as_json)
     _print_summary(summary, as_json)
-    _finish(summary.failed)
+    finish(summary.failed)
 
 
 # queries ---------------------------------------------------------------------
@@ -230,7 +213,7 @@ def log_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The ingest log: every stored recording, oldest first."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
     flt = LogFilter(device=device, officer=officer, since=_when(since, settings),
@@ -239,7 +222,7 @@ def log_cmd(
     catalog = open_station(settings, create=False).catalog
     rows = [render.recording_dict(r) for r in catalog.recordings(flt)]
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
     else:
         out.print(_log_table(rows))
 
@@ -248,12 +231,12 @@ def log_cmd(
 def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One recording with its explanations."""
-    catalog = open_station(_settings(ctx), create=False).catalog
+    catalog = open_station(settings_of(ctx), create=False).catalog
     data = render.recording_dict(catalog.recording(rec_id))
     data["explanations"] = [render.explanation_dict(e)
                             for e in catalog.explanations(recording_id=rec_id)]
     if as_json:
-        _emit_json(data)
+        emit_json(data)
         return
     for key, value in data.items():
         text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
@@ -271,7 +254,7 @@ def annotate(
     """Add case, party or category to a recording (the file itself never changes)."""
     if case is None and party is None and category is None:
         raise UsageError("give at least one of --case, --party, --category")
-    catalog = open_station(_settings(ctx), create=False).catalog
+    catalog = open_station(settings_of(ctx), create=False).catalog
     rec = catalog.annotate(rec_id, by=by, case_no=case, party=party, category=category)
     out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
               f"category={rec.category}", highlight=False, markup=False)
@@ -281,21 +264,21 @@ def annotate(
 def verify(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Re-hash every vault file and check every signature; exit 1 on any problem."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     station = open_station(settings, create=False)
     report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
     if as_json:
-        _emit_json(render.verify_dict(report))
+        emit_json(render.verify_dict(report))
     else:
         for line in render.verify_lines(report):
             out.print(line, highlight=False, markup=False)
-    _finish(not report.ok)
+    finish(not report.ok)
 
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Record a simulated shift, dock it, and show the summary, the log and verify."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     station = open_station(settings)
     out.print(f"evidock demo: data folder {settings.home}", highlight=False)
     progress: Progress = NoProgress()
@@ -307,7 +290,7 @@ def demo(ctx: typer.Context) -> None:
     report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
     for line in render.verify_lines(report):
         out.print(line, highlight=False, markup=False)
-    _finish(not report.ok)
+    finish(not report.ok)
 
 
 def main() -> None:

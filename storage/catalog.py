@@ -158,11 +158,13 @@ class Catalog:
         """Insert a verified recording, its device and officer, and its event, atomically."""
         with self._transaction(f"record {rec.vault_path}") as db:
             known = db.get(Device, device.device_no)
-            if known is not None:
-                device.first_seen = known.first_seen
-                device.model = device.model or known.model
-                device.usb_serial = device.usb_serial or known.usb_serial
-            db.merge(device)
+            if known is None:
+                db.add(device)
+            else:  # keep what the registry says; only note that it was seen
+                known.last_seen = device.last_seen
+                known.model = known.model or device.model
+                known.usb_serial = known.usb_serial or device.usb_serial
+                db.add(known)
             if db.get(Officer, officer.officer_no) is None:
                 db.add(officer)
             db.add(rec)
