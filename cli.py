@@ -20,15 +20,17 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from agent import render
-from agent.cliutil import State, emit_json, finish, out, settings_of
+from agent.cliutil import State, emit_json, finish, out, say, settings_of
+from agent.daemon import discoveries, run_daemon
 from agent.demo import run_demo
 from agent.progress import TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
 from agent.station import open_station, trusted_keys
+from agent.status import read_status
 from devices.volume import FolderVolume
 from ingest.plan import Identity
-from ingest.session import DockRun, IngestContext, NoProgress, Progress, Summary
+from ingest.session import DockRun, IngestContext, NoProgress, Summary
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.errors import EvidockError, UsageError
@@ -73,6 +75,8 @@ def _root(
     logging.basicConfig(stream=sys.stderr, format="evidock: %(levelname)s: %(message)s",
                         level=logging.DEBUG if debug else logging.INFO if verbose
                         else logging.WARNING, force=True)
+    if not debug:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = State(config)
 
 
@@ -244,6 +248,26 @@ def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")
 
 
 @app.command()
+def explanations(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option(help="e.g. late_ingest, dock_interrupted")] = None,
+    session: Annotated[str | None, typer.Option(help="one dock session")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Written explanations (faults, late docks, interruptions), oldest first."""
+    catalog = open_station(settings_of(ctx), create=False).catalog
+    rows = [render.explanation_dict(e) for e in catalog.explanations(session_id=session)
+            if kind is None or e.kind == kind]
+    if as_json:
+        emit_json(rows)
+        return
+    for r in rows:
+        say(f"#{r['id']} {r['occurred_at'][:19]} [{r['rule']} {r['kind']}] {r['status']} "
+            f"device {r['device']} {r['source_path'] or '(recorder)'}: {r['error']}")
+        say(f"    -> {r['action']}")
+
+
+@app.command()
 def annotate(
     ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
     by: Annotated[str, typer.Option(help="who is making the change")],
@@ -276,20 +300,60 @@ def verify(ctx: typer.Context,
 
 
 @app.command()
-def demo(ctx: typer.Context) -> None:
-    """Record a simulated shift, dock it, and show the summary, the log and verify."""
+def daemon(
+    ctx: typer.Context,
+    udev: Annotated[bool, typer.Option(help="watch udev for USB recorders")] = True,
+) -> None:
+    """Run the docking daemon: detect recorders, ingest them, until SIGTERM."""
     settings = settings_of(ctx)
     station = open_station(settings)
-    out.print(f"evidock demo: data folder {settings.home}", highlight=False)
-    progress: Progress = NoProgress()
-    summary = run_demo(station, progress)
-    _print_summary(summary, as_json=False)
-    rows = [render.recording_dict(r) for r in station.catalog.recordings(
-        LogFilter()) if r.session_id == summary.session_id]
+    run_daemon(settings, station, discoveries(settings, udev=udev))
+
+
+@app.command()
+def status(ctx: typer.Context,
+           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Docked recorders and their live progress (from the running daemon)."""
+    data = read_status(settings_of(ctx).run_dir)
+    if as_json:
+        emit_json(data)
+        return
+    say(f"daemon pid {data['pid']}, station {data['station']}, since {data['started_at']}")
+    for label, rows in (("docked", data["docked"]), ("recent", data["recent"][:5])):
+        say(f"{label}:" if rows else f"{label}: none")
+        for r in rows:
+            share = r["bytes_done"] / r["bytes_total"] if r["bytes_total"] else 0.0
+            say(f"  {r['usb_serial']:12} {r['device'] or '?':10} {r['state']:20} "
+                f"{r['files_done']}/{r['files_total']} files {share:6.1%}"
+                + (f"  {r['error']}" if r["error"] else ""))
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Dock a simulated serial recorder through the daemon; show what it stored and verify."""
+    settings = settings_of(ctx)
+    station = open_station(settings)
+    say(f"evidock demo: data folder {settings.home}")
+    docked = run_demo(settings, station)
+    w = docked.worker
+    if w.summary is None:
+        raise EvidockError(f"the demo dock failed: {w.error}")
+    said, facts = w.talk.identity, w.talk.facts
+    assert said is not None
+    say(f"simulated recorder {w.info.usb_serial} docked on {docked.port} (simulated USB bus)")
+    say(f"  device {said.device}, officer {said.officer} {said.officer_name}, "
+        f"unit {said.unit_no} {said.unit_name}")
+    say(f"  clock {facts['clock_drift_s']:+.0f} s from the station "
+        f"({'set' if facts['clock_set'] else 'not set'}), battery {facts['battery_pct']}%, "
+        f"storage {facts['storage_free'] / 2**30:.1f} GiB free of "
+        f"{facts['storage_total'] / 2**30:.1f} GiB, {len(w.talk.events)} events in its log")
+    _print_summary(w.summary, as_json=False)
+    rows = [render.recording_dict(r) for r in station.catalog.recordings()
+            if r.session_id == w.summary.session_id]
     out.print(_log_table(rows))
     report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
     for line in render.verify_lines(report):
-        out.print(line, highlight=False, markup=False)
+        say(line)
     finish(not report.ok)
 
 

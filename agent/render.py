@@ -57,7 +57,8 @@ def summary_lines(summary: Summary) -> list[str]:
         f"failed {s.count('failed')}; {s.bytes_stored:,} bytes stored",
     ]
     for exp in s.explanations:
-        lines.append(f"  explanation [{exp.rule} {exp.kind}] {exp.source_path}: {exp.error}")
+        where = exp.source_path or "(recorder)"
+        lines.append(f"  explanation [{exp.rule} {exp.kind}] {where}: {exp.error}")
         lines.append(f"      -> {exp.action}")
     lines.extend(f"  NOT RECORDED: {text}" for text in s.unrecorded)
     return lines

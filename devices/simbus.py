@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.events import Docked, DockEvent, ModelIds, RecorderInfo, Undocked, match_model
+from devices.simulator import SimulatedRecorder
 
 log = logging.getLogger(__name__)
 POLL_S = 0.1
@@ -91,3 +92,32 @@ class SimBusDiscovery:
                         emit(Undocked(face))
             self._seen = present
             self._stop.wait(POLL_S)
+
+
+class SimulatedDock:
+    """A simulated recorder plugged into the simulated bus.
+
+    plug() announces its command port; when the station switches it to mass
+    storage it announces its volume too; unplug() withdraws it and closes the port.
+    """
+
+    def __init__(self, bus: Path, recorder: SimulatedRecorder, usb_serial: str, *,
+                 vendor: str = "1209", product: str = "e5d1"):
+        self.bus = bus
+        self.recorder = recorder
+        self.usb_serial = usb_serial
+        self.ids = {"vendor": vendor, "product": product}
+        recorder.on_mass_storage = self._mass_storage
+
+    def plug(self) -> SimulatedDock:
+        self.recorder.start()
+        announce(self.bus, self.usb_serial, **self.ids, tty=self.recorder.port)
+        return self
+
+    def _mass_storage(self) -> None:
+        announce(self.bus, self.usb_serial, **self.ids, tty=self.recorder.port,
+                 volume=str(self.recorder.volume))
+
+    def unplug(self) -> None:
+        withdraw(self.bus, self.usb_serial)
+        self.recorder.stop()

@@ -19,6 +19,8 @@ class Identity:
 
     device: str | None = None
     officer: str | None = None
+    officer_name: str | None = None
+    unit: str | None = None  # unit number and name
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ class Summary:
     bytes_stored: int = 0
     unrecorded: list[str] = field(default_factory=list)  # explanations the catalog refused
     recorder: dict[str, Any] = field(default_factory=dict)  # the DockFacts of this dock
+    device: str | None = None  # the dock's device number, when it has one
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -215,6 +216,7 @@ class DockRun:
             storage_total=f.storage_total, device_log=f.log_json() if f.events else None,
         )
         self.st.catalog.start_session(dock)
+        self.summary.device = dock.device_no
         self.explain_dock(dock.device_no)
         log.info("dock session %s: %d files on %s, %d already held, %d bytes to copy",
                  dock.session_id, len(entries), self.volume.label, len(plan.already_held),
@@ -318,6 +320,7 @@ class DockRun:
         row = Recording(
             session_id=record.session, station_id=record.station, agency=record.agency,
             device_no=p.device, officer_no=p.officer, source_path=path,
+            officer_name=self.identity.officer_name, unit=self.identity.unit,
             source_size=p.entry.size, source_mtime_ns=p.entry.mtime_ns, size=p.entry.size,
             sha256=sha, signature=self.st.key.sign(record.canonical()), key_id=self.st.key.key_id,
             recording_start=times.start, recording_end=times.end, start_from=start_from,

@@ -174,6 +174,11 @@ class Catalog:
             })
         return rec
 
+    def log(self, kind: str, subject: str, payload: dict[str, Any]) -> None:
+        """An event with no row of its own (a recorder cleared, say)."""
+        with self._transaction(f"log {kind} {subject}") as db:
+            self._append_event(db, kind, subject, payload)
+
     def add_explanation(self, exp: Explanation) -> Explanation:
         with self._transaction(f"record an explanation ({exp.kind})") as db:
             db.add(exp)
@@ -205,6 +210,14 @@ class Catalog:
             query = query.where(Recording.device_no == device_no)
         with self._session() as db:
             return {tuple(row) for row in db.exec(query)}  # type: ignore[misc]
+
+    def recording_for(self, device_no: str | None, source_path: str) -> Recording | None:
+        """The newest recording of this file of this device."""
+        query = select(Recording).where(Recording.source_path == source_path)
+        if device_no is not None:
+            query = query.where(Recording.device_no == device_no)
+        with self._session() as db:
+            return db.exec(query.order_by(col(Recording.id).desc()).limit(1)).first()
 
     def by_digest(self, sha256: str) -> Recording | None:
         with self._session() as db:

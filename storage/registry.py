@@ -78,9 +78,12 @@ class Registry:
         with self.catalog._session() as db:
             return db.exec(select(Device).order_by(col(Device.device_no))).all()
 
-    def device(self, device_no: str) -> Device:
+    def get(self, device_no: str) -> Device | None:
         with self.catalog._session() as db:
-            found = db.get(Device, device_no)
+            return db.get(Device, device_no)
+
+    def device(self, device_no: str) -> Device:
+        found = self.get(device_no)
         if found is None:
             raise NotFound(f"no device {device_no}")
         return found

@@ -21,6 +21,10 @@ def run(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
 def test_demo_docks_a_shift_and_verifies(home: Path) -> None:
     done = run("demo")
     assert done.returncode == 0, done.stderr
+    assert "docked on /dev/pts/" in done.stdout  # a real pty, through the daemon
+    assert "device ZFY0001, officer 100231 张伟" in done.stdout
+    assert re.search(r"clock -9[4-6] s from the station \(set\), battery 64%", done.stdout)
+    assert "[R4 recording_interrupted] (recorder): low_battery" in done.stdout
     assert "stored 5, quarantined 1" in done.stdout
     assert "media_truncated" in done.stdout
     assert "6 recordings" in done.stdout and "all intact" in done.stdout

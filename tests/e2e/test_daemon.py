@@ -1,0 +1,147 @@
+"""The daemon as a real process, docking simulated recorders on the simulated bus."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devices.media import ShiftPlan, record_shift
+from devices.simbus import SimulatedDock
+from devices.simulator import SimIdentity, SimState, SimulatedRecorder
+from tests.conftest import ZONE
+
+EVIDOCK = str(Path(sys.executable).with_name("evidock"))
+
+
+class DaemonProcess:
+    def __init__(self, home: Path, bus: Path, env: dict[str, str]):
+        self.home, self.bus = home, bus
+        self.log = home.parent / "daemon.log"
+        self.proc = subprocess.Popen([EVIDOCK, "-v", "daemon", "--no-udev"],
+                                     env=env, stdout=subprocess.DEVNULL,
+                                     stderr=self.log.open("w"))
+        self.wait(lambda s: s["state"] == "running", "start")
+
+    def status(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads((self.home / "run" / "status.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        return data
+
+    def wait(self, test: Callable[[dict[str, Any]], bool], what: str,
+             timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status is not None and test(status):
+                return status
+            assert self.proc.poll() is None, self.log.read_text()
+            time.sleep(0.05)
+        raise AssertionError(f"daemon did not {what}: {self.status()}\n{self.log.read_text()}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+
+@pytest.fixture
+def daemon(home: Path, tmp_path: Path) -> Iterator[DaemonProcess]:
+    bus = tmp_path / "bus"
+    env = {**os.environ, "EVIDOCK_SIMBUS_DIR": str(bus), "EVIDOCK_WORKERS": "2"}
+    proc = DaemonProcess(home, bus, env)
+    yield proc
+    if proc.proc.poll() is None:
+        proc.stop()
+
+
+def recorder(bus: Path, volume: Path, serial: str, device: str) -> SimulatedDock:
+    state = SimState(identity=SimIdentity(device=device), drift=timedelta(seconds=40),
+                     battery=51)
+    return SimulatedDock(bus, SimulatedRecorder(volume, state, zone=ZONE), serial)
+
+
+def done(serial: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda s: any(r["usb_serial"] == serial and r["state"] in ("done", "interrupted",
+                                                                       "failed")
+                         for r in s["recent"])
+
+
+def entry(status: dict[str, Any], serial: str) -> dict[str, Any]:
+    return next(r for r in status["recent"] if r["usb_serial"] == serial)
+
+
+def evidock_json(*args: str) -> Any:
+    done_ = subprocess.run([EVIDOCK, *args, "--json"], capture_output=True, text=True,
+                           check=False, timeout=60)
+    return json.loads(done_.stdout)
+
+
+def test_two_recorders_at_once_then_sigterm(daemon: DaemonProcess, recent_volume: Path,
+                                            tmp_path: Path) -> None:
+    second = tmp_path / "second"
+    # Only clips: ffmpeg's test photo and tone are the same bytes in every shift, and the
+    # second copy of the same bytes is (rightly) set aside as a duplicate.
+    record_shift(second, ShiftPlan(device="ZFY0002", officer="100232", truncated=False,
+                                   photo=False, audio=False),
+                 datetime.now(UTC) - timedelta(hours=2), ZONE)
+    a = recorder(daemon.bus, recent_volume, "SIM-A", "ZFY0001").plug()
+    b = recorder(daemon.bus, second, "SIM-B", "ZFY0002").plug()
+    both = daemon.wait(lambda s: done("SIM-A")(s) and done("SIM-B")(s), "dock both")
+    a.unplug()
+    b.unplug()
+    for serial, files in (("SIM-A", 6), ("SIM-B", 3)):
+        got = entry(both, serial)
+        assert got["state"] == "done" and got["files_done"] == got["files_total"] == files
+        assert got["battery_pct"] == 51 and 38 <= got["clock_drift_s"] <= 42
+    rows = evidock_json("log")
+    assert {r["device"] for r in rows} == {"ZFY0001", "ZFY0002"} and len(rows) == 9
+    assert all(r["officer_name"] == "张伟" for r in rows)
+    assert a.recorder.commands[:8] == ["ATH", "GID", "GTM", "STM", "BAT", "STO", "LOG", "MSC"]
+    assert daemon.stop() == 0
+    assert daemon.status()["state"] == "stopped"  # type: ignore[index]
+    assert subprocess.run([EVIDOCK, "verify"], capture_output=True, check=False).returncode == 0
+
+
+def test_a_recorder_pulled_mid_copy_is_explained_and_resumed_next_dock(
+        home: Path, tmp_path: Path, recent_volume: Path) -> None:
+    bus = tmp_path / "bus"
+    env = {**os.environ, "EVIDOCK_SIMBUS_DIR": str(bus), "EVIDOCK_BLOCK_SIZE_KIB": "16",
+           "EVIDOCK_HASH_THREAD": "false"}
+    daemon = DaemonProcess(home, bus, env)
+    big = recent_volume / "DCIM" / "100MEDIA" / "DSJ_ZFY0001_100231_20261122_000000.MP4"
+    with big.open("wb") as out:
+        for _ in range(48):
+            out.write(os.urandom(8 << 20))  # 384 MiB: long enough to pull it out mid-copy
+    first = recorder(bus, recent_volume, "SIM-P", "ZFY0001").plug()
+    daemon.wait(lambda s: any(r["bytes_done"] > 0 and r["current"] == big.relative_to(
+        recent_volume).as_posix() for r in s["docked"]), "start copying the big file")
+    first.unplug()
+    status = daemon.wait(done("SIM-P"), "notice the unplug")
+    assert entry(status, "SIM-P")["state"] == "interrupted"
+    assert not list((home / "vault").rglob(".tmp-*"))  # the partial copy was discarded
+    assert big.name not in {Path(r["source_path"]).name for r in evidock_json("log")}
+    session = entry(status, "SIM-P")["session"]
+    [why] = evidock_json("explanations", "--session", session, "--kind", "dock_interrupted")
+    assert why["source_path"].endswith(big.name) and "removed" in why["error"]
+    assert "stay on the recorder" in why["action"]
+
+    again = recorder(bus, recent_volume, "SIM-P", "ZFY0001").plug()
+    status = daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-P" for r in s["recent"]) == 2,
+                         "dock again")
+    again.unplug()
+    latest = status["recent"][0]
+    assert latest["state"] == "done" and latest["session"] != session
+    rows = evidock_json("log")
+    assert big.name in {Path(r["source_path"]).name for r in rows} and len(rows) == 7
+    assert daemon.stop() == 0
