@@ -24,11 +24,11 @@ EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 
 
 class DaemonProcess:
-    def __init__(self, home: Path, bus: Path, env: dict[str, str]):
+    def __init__(self, home: Path, bus: Path, env: dict[str, str], *, udev: bool = False):
         self.home, self.bus = home, bus
         self.log = home.parent / "daemon.log"
-        self.proc = subprocess.Popen([EVIDOCK, "-v", "daemon", "--no-udev"],
-                                     env=env, stdout=subprocess.DEVNULL,
+        command = [EVIDOCK, "-v", "daemon", "--udev" if udev else "--no-udev"]
+        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                      stderr=self.log.open("w"))
         self.wait(lambda s: s["state"] == "running", "start")
 
