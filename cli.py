@@ -28,6 +28,7 @@ from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
 from agent.station import open_station, trusted_keys
 from agent.status import read_status
+from agent.udev_rules import udev_rules
 from devices.volume import FolderVolume
 from ingest.plan import Identity
 from ingest.session import DockRun, IngestContext, NoProgress, Summary
@@ -326,6 +327,12 @@ def status(ctx: typer.Context,
             say(f"  {r['usb_serial']:12} {r['device'] or '?':10} {r['state']:20} "
                 f"{r['files_done']}/{r['files_total']} files {share:6.1%}"
                 + (f"  {r['error']}" if r["error"] else ""))
+
+
+@app.command("udev-rules")
+def udev_rules_cmd(ctx: typer.Context) -> None:
+    """Print udev rules for the configured recorder models."""
+    sys.stdout.write(udev_rules(settings_of(ctx).models))
 
 
 @app.command()
