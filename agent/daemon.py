@@ -61,7 +61,8 @@ class Daemon:
         self.pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="dock")
         self.active: dict[str, RecorderWorker] = {}
         self.recent: deque[RecorderWorker] = deque(maxlen=20)  # finished, newest first
-        self.drops = DropFolderWatcher(settings.drop_folders) if settings.drop_folders else None
+        self.drops = (DropFolderWatcher(settings.drop_folders, settings.drop_settle_s)
+                      if settings.drop_folders else None)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.started = now_utc()

@@ -51,7 +51,7 @@ class OnlyThese(FolderVolume):
 
 
 class DropFolderWatcher(FileSystemEventHandler):
-    def __init__(self, folders: list[DropFolder], settle_s: float = 2.0):
+    def __init__(self, folders: list[DropFolder], settle_s: float):
         self.folders = folders
         self.settle_s = settle_s
         self.observer = Observer()

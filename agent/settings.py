@@ -102,6 +102,9 @@ class Settings(BaseModel):
     models: list[RecorderModel] = Field(default_factory=lambda: list(SIMULATED_MODELS))
     workers: int = Field(default=2, ge=1, le=64, description="recorders ingested at once")
     drop_folders: list[DropFolder] = Field(default_factory=list)
+    drop_settle_s: float = Field(
+        default=10.0, gt=0, description="a drop-folder file not closed by its writer counts "
+        "as complete after this long unchanged (for file systems without inotify)")
     clear_after_ingest: bool = Field(
         default=False, description="clear a recorder once all its files are verified")
     mounter: Literal["auto", "udisks2", "mount", "fusefat"] = "auto"

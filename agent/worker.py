@@ -217,12 +217,13 @@ class RecorderWorker:
         """Clear the recorder, only if every file on it is verified in the vault now."""
         summary = self.summary
         assert summary is not None and self.info.tty and self.model
-        if summary.failed or any(o.status == "failed" for o in summary.outcomes):
+        if any(o.status == "failed" for o in summary.outcomes):
             log.warning("%s: not clearing: not every file is stored", self.info.label)
             return
         vault, catalog = self.station.vault, self.station.catalog
         for outcome in summary.outcomes:
-            row = catalog.recording_for(summary.device, outcome.path)
+            row = (catalog.recording(outcome.recording_id) if outcome.recording_id
+                   else catalog.recording_for(summary.device, outcome.path))
             if row is None or vault.digest(row.vault_path) != (row.sha256, row.size):
                 log.error("%s: not clearing: %s is not verified in the vault",
                           self.info.label, outcome.path)

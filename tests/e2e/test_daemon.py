@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -144,4 +145,69 @@ def test_a_recorder_pulled_mid_copy_is_explained_and_resumed_next_dock(
     assert latest["state"] == "done" and latest["session"] != session
     rows = evidock_json("log")
     assert big.name in {Path(r["source_path"]).name for r in rows} and len(rows) == 7
+    assert daemon.stop() == 0
+
+
+def test_systemd_notify_ready_watchdog_and_stopping(home: Path, tmp_path: Path) -> None:
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(30)
+        env = {**os.environ, "EVIDOCK_SIMBUS_DIR": str(tmp_path / "bus"),
+               "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "600000"}
+        daemon = DaemonProcess(home, tmp_path / "bus", env)
+        got = [sock.recv(4096).decode() for _ in range(4)]
+        assert got[0] == "READY=1" and got[1].startswith("STATUS=")
+        assert got[2:] == ["WATCHDOG=1", "WATCHDOG=1"]  # every WatchdogSec/2 = 0.3 s
+        assert daemon.stop() == 0
+        rest = []
+        while "STOPPING=1" not in rest:
+            rest.append(sock.recv(4096).decode())
+
+
+def test_drop_folder_files_are_ingested_once_complete(home: Path, tmp_path: Path,
+                                                      one_clip: Path) -> None:
+    drop = tmp_path / "cctv-exports"
+    conf = tmp_path / "evidock.toml"
+    conf.write_text(f'[[drop_folders]]\npath = "{drop}"\ndevice = "CCTV-3"\n'
+                    'officer = "200001"\n')
+    env = {**os.environ, "EVIDOCK_CONFIG": str(conf), "EVIDOCK_SIMBUS_DIR": str(tmp_path / "b")}
+    daemon = DaemonProcess(home, tmp_path / "b", env)
+    data = one_clip.read_bytes()
+    with (drop / "room2-0930.mp4").open("wb") as out:  # written in two halves, slowly
+        out.write(data[: len(data) // 2])
+        out.flush()
+        time.sleep(1.0)
+        assert evidock_json("log") == []  # not while it is being written
+        out.write(data[len(data) // 2:])
+    deadline = time.monotonic() + 30
+    while not (rows := evidock_json("log")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [row] = rows
+    assert (row["device"], row["officer"], row["source_path"]) == (
+        "CCTV-3", "200001", "room2-0930.mp4")
+    assert row["size"] == len(data)
+    assert daemon.stop() == 0
+
+
+def test_clearing_after_ingest_happens_only_when_everything_is_verified(
+        home: Path, tmp_path: Path, recent_volume: Path) -> None:
+    bus = tmp_path / "bus"
+    env = {**os.environ, "EVIDOCK_SIMBUS_DIR": str(bus), "EVIDOCK_CLEAR_AFTER_INGEST": "true"}
+    daemon = DaemonProcess(home, bus, env)
+    first = recorder(bus, recent_volume, "SIM-C", "ZFY0001").plug()
+    daemon.wait(done("SIM-C"), "dock")
+    first.unplug()
+    assert "CLR" in first.recorder.commands
+    assert not [p for p in recent_volume.rglob("*") if p.is_file()]
+    assert len(evidock_json("log")) == 6
+    # A recorder with a file that cannot be stored is not cleared.
+    (recent_volume / "pipe").mkdir()
+    os.mkfifo(recent_volume / "pipe" / "clip.MP4")
+    (recent_volume / "new.MP4").write_bytes(b"fresh evidence")
+    second = recorder(bus, recent_volume, "SIM-C", "ZFY0001").plug()
+    daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-C" for r in s["recent"]) == 2, "dock")
+    second.unplug()
+    assert "CLR" not in second.recorder.commands
+    assert (recent_volume / "new.MP4").exists()
     assert daemon.stop() == 0
