@@ -1,0 +1,160 @@
+"""Docking benchmarks: latency of one recorder, and eight recorders at once.
+
+  latency  a simulated serial recorder with 3 ffmpeg clips is plugged into the
+           simulated bus of a running daemon; plug-to-first-byte (identity,
+           clock, battery, log, mode switch, first block read) and
+           plug-to-verified (every file copied, read back, probed, signed,
+           recorded). Median of --rounds.
+  one      one recorder holding --mib MiB (4 files of random bytes), alone.
+  eight    eight such recorders plugged at once, workers = 8: aggregate
+           throughput against `one`, fairness (each recorder's rate against the
+           mean) and peak RSS.
+
+Each scenario runs in its own process (peak RSS is that process's). The
+simulated bus is polled every 0.1 s, which is part of the latency measured;
+udev delivers events without that delay.
+Usage: python bench/dock_bench.py [--rounds 5] [--mib 256] [--dir /var/tmp/evidock-dock-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from agent.daemon import Daemon, model_ids
+from agent.settings import load_settings
+from agent.station import open_station
+from devices.media import ShiftPlan, record_shift, recorder_name
+from devices.simbus import SimBusDiscovery, SimulatedDock
+from devices.simulator import SimIdentity, SimState, SimulatedRecorder
+
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def random_volume(folder: Path, device: str, mib: int) -> Path:
+    media = folder / "DCIM" / "100MEDIA"
+    media.mkdir(parents=True)
+    start = datetime.now(ZONE) - timedelta(hours=3)
+    for n in range(4):
+        name = recorder_name(device, "100231", start + timedelta(minutes=10 * n), "MP4")
+        with (media / name).open("wb") as out:
+            for _ in range(mib // 4 // 8):
+                out.write(os.urandom(8 << 20))
+    return folder
+
+
+def run_docks(work: Path, volumes: list[Path], workers: int) -> list[dict[str, Any]]:
+    """Plug one simulated recorder per volume at once; return per-recorder timings."""
+    home = work / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    os.environ.update(EVIDOCK_HOME=str(home), EVIDOCK_STATION_ID="bench",
+                      EVIDOCK_AGENCY="bench", EVIDOCK_TIMEZONE="Asia/Shanghai",
+                      EVIDOCK_WORKERS=str(workers))
+    settings = load_settings(None)
+    bus = work / "bus"
+    settings = settings.model_copy(update={"simbus_dir": bus, "runtime_dir": work / "run"})
+    station = open_station(settings)
+    daemon = Daemon(settings, station, [SimBusDiscovery(bus, model_ids(settings))])
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    docks, plugged = [], []
+    for n, volume in enumerate(volumes):
+        state = SimState(identity=SimIdentity(device=f"ZFY{n:04d}"))
+        docks.append(SimulatedDock(bus, SimulatedRecorder(volume, state, zone=ZONE),
+                                   f"BENCH{n:02d}"))
+    for dock in docks:
+        plugged.append(time.monotonic())
+        dock.plug()
+    results = []
+    for dock, at in zip(docks, plugged, strict=True):
+        worker = daemon.wait_for(dock.usb_serial, 600)
+        assert worker is not None and worker.state == "done", worker and worker.error
+        p = worker.progress
+        assert p.first_byte_at is not None and worker.finished_at is not None
+        results.append({"first_byte_s": p.first_byte_at - at,
+                        "verified_s": worker.finished_at - at,
+                        "copy_s": worker.finished_at - p.first_byte_at,
+                        "bytes": p.bytes_done})
+        dock.unplug()
+    daemon.request_stop()
+    thread.join()
+    station.catalog.close()
+    return results
+
+
+def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
+    if name == "latency":
+        volume = work / "clips"
+        record_shift(volume, ShiftPlan(truncated=False, photo=False, audio=False),
+                     datetime.now(UTC) - timedelta(hours=1), ZONE)
+        runs = [run_docks(work, [volume], 1)[0] for _ in range(rounds)]
+        return {"first_byte_s": statistics.median(r["first_byte_s"] for r in runs),
+                "verified_s": statistics.median(r["verified_s"] for r in runs),
+                "all": runs}
+    count = 1 if name == "one" else 8
+    volumes = [random_volume(work / f"vol{n}", f"ZFY{n:04d}", mib) for n in range(count)]
+    started = time.monotonic()
+    runs = run_docks(work, volumes, count)
+    wall = time.monotonic() - started
+    rates = [r["bytes"] / r["copy_s"] / 1e6 for r in runs]
+    return {"recorders": count, "aggregate_mb_s": sum(r["bytes"] for r in runs) / wall / 1e6,
+            "rates_mb_s": rates, "fairness_min": min(rates) / statistics.mean(rates),
+            "wall_s": wall}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--mib", type=int, default=256, help="MiB per recorder")
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/evidock-dock-bench"))
+    parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scenario:
+        work = Path(tempfile.mkdtemp(dir=args.dir))
+        try:
+            print(json.dumps(scenario(args.scenario, work, args.rounds, args.mib)))
+        finally:
+            shutil.rmtree(work)
+        return
+    args.dir.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {}
+    for name in ("latency", "one", "eight"):
+        proc = subprocess.Popen([sys.executable, __file__, "--scenario", name, "--rounds",
+                                 str(args.rounds), "--mib", str(args.mib), "--dir",
+                                 str(args.dir)], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"scenario {name} failed")
+        report[name] = {**json.loads(out), "peak_rss_mb": usage.ru_maxrss / 1024}
+    lat, one, eight = report["latency"], report["one"], report["eight"]
+    print(f"3-clip serial recorder: plug-to-first-byte {lat['first_byte_s']:.2f} s, "
+          f"plug-to-verified {lat['verified_s']:.2f} s (median of {args.rounds})")
+    print(f"one recorder ({args.mib} MiB): {one['aggregate_mb_s']:.0f} MB/s, "
+          f"peak RSS {one['peak_rss_mb']:.0f} MB")
+    print(f"eight at once: {eight['aggregate_mb_s']:.0f} MB/s aggregate "
+          f"({eight['aggregate_mb_s'] / one['aggregate_mb_s']:.2f} x one), slowest "
+          f"{eight['fairness_min']:.2f} x the mean, peak RSS {eight['peak_rss_mb']:.0f} MB")
+    out_dir = Path(__file__).with_name("results")
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / f"dock-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
+        json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
