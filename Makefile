@@ -3,25 +3,28 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean
 
-# The virtual environment, rebuilt when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# The virtual environment with evidock (runtime) and, for tests, the test tools;
+# each rebuilt when pyproject.toml changes.
+$(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-venv: $(VENV)/.installed
-
 demo:
 	scripts/system-deps.sh run
-	$(MAKE) --no-print-directory venv
+	$(MAKE) --no-print-directory $(VENV)/.runtime
 	$(BIN)/evidock demo
 
 lint:
 	scripts/system-deps.sh test
-	$(MAKE) --no-print-directory venv
+	$(MAKE) --no-print-directory $(VENV)/.test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
@@ -30,8 +33,9 @@ test: lint
 
 bench:
 	scripts/system-deps.sh test
-	$(MAKE) --no-print-directory venv
+	$(MAKE) --no-print-directory $(VENV)/.test
 	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/dock_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

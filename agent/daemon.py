@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -83,7 +83,7 @@ class Daemon:
                 worker = RecorderWorker(self.settings, self.station, info, self._mounter())
                 self.active[info.usb_serial] = worker
                 log.info("docked: %s", info.label)
-                self.pool.submit(worker.run)
+                self.pool.submit(worker.run).add_done_callback(_report)
             elif worker is not None and not worker.finished and self._in_use(worker, info):
                 log.warning("undocked mid-dock: %s", info.label)
                 worker.cancel("the recorder was removed during the dock")
@@ -129,7 +129,8 @@ class Daemon:
     def tick(self) -> None:
         if self.drops:
             for folder, ready in self.drops.ready():
-                self.pool.submit(self._drop, folder.path, folder.device, folder.officer, ready)
+                self.pool.submit(self._drop, folder.path, folder.device, folder.officer,
+                                 ready).add_done_callback(_report)
         with self._lock:
             for serial, worker in list(self.active.items()):
                 if worker.finished:
@@ -140,8 +141,9 @@ class Daemon:
     def _drop(self, root: Path, device: str, officer: str | None, ready: set[str]) -> None:
         try:
             DockRun(self.station, OnlyThese(root, ready), Identity(device, officer)).run()
-        except EvidockError as exc:
-            log.error("drop folder %s: %s", root, exc)
+        except (EvidockError, OSError) as exc:
+            log.error("drop folder %s: %s; the files stay there and are tried again when "
+                      "they change or the daemon restarts", root, exc)
 
     def shutdown(self) -> None:
         notify("STOPPING=1")
@@ -177,6 +179,12 @@ class Daemon:
                 return done
             time.sleep(0.05)
         return None
+
+
+def _report(future: Future[None]) -> None:
+    """A task that raised what it should have handled: never let that pass unseen."""
+    if (exc := future.exception()) is not None:
+        log.critical("a dock task failed unexpectedly: %r", exc, exc_info=exc)
 
 
 def run_daemon(settings: Settings, station: IngestContext, sources: list[Discovery]) -> None:

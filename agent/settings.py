@@ -37,6 +37,18 @@ def default_home() -> Path:
     return Path(xdg) / "evidock"
 
 
+def check_patterns(value: list[str]) -> list[str]:
+    """Each pattern compiles and has the named groups 'date' and 'time'."""
+    for pattern in value:
+        try:
+            groups = re.compile(pattern).groupindex
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
+        if not {"date", "time"} <= set(groups):
+            raise ValueError(f"pattern {pattern!r} needs named groups 'date' and 'time'")
+    return value
+
+
 class RecorderModel(BaseModel):
     """A recorder model the daemon recognises by its USB ids."""
 
@@ -52,6 +64,11 @@ class RecorderModel(BaseModel):
     password: str = Field(default="", description="for the command port")
     set_clock: bool = True
     baudrate: int = 115200
+
+    @field_validator("file_patterns")
+    @classmethod
+    def _compilable(cls, value: list[str]) -> list[str]:
+        return check_patterns(value)
 
 
 class DropFolder(BaseModel):
@@ -135,14 +152,7 @@ class Settings(BaseModel):
     def _compilable(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one pattern is needed")
-        for pattern in value:
-            try:
-                groups = re.compile(pattern).groupindex
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
-            if not {"date", "time"} <= set(groups):
-                raise ValueError(f"pattern {pattern!r} needs named groups 'date' and 'time'")
-        return value
+        return check_patterns(value)
 
     # Derived paths -----------------------------------------------------------
 

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,13 @@ from devices.mount import Mounter, mounted
 from devices.protocol import RecorderClient, RecorderIdentity
 from devices.serial_link import SerialLink
 from devices.volume import FolderVolume
+from ingest.explain import rule_of
+from ingest.naming import compile_patterns
 from ingest.plan import Identity
 from ingest.rules import LoggedEvent
 from ingest.session import DockFacts, DockInterrupted, DockRun, IngestContext, Summary
-from storage.errors import EvidockError
+from storage.errors import CatalogError, EvidockError
+from storage.models import Explanation
 from storage.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -118,13 +121,29 @@ class RecorderWorker:
             self._run()
         except DockInterrupted as exc:
             self.state, self.error = "interrupted", str(exc)
-            log.warning("%s: dock interrupted before copying: %s", self.info.label, exc)
+            self._explain("dock_interrupted", f"{exc} (before any file was copied)")
         except EvidockError as exc:
             self.state, self.error = "failed", str(exc)
-            log.error("%s: %s", self.info.label, exc)
+            self._explain("dock_failed", str(exc))
+        except OSError as exc:  # the volume or port failed underneath
+            self.state, self.error = "failed", f"{exc.strerror or exc} ({exc.filename or ''})"
+            self._explain("dock_failed", self.error)
         finally:
             self.finished_at = time.monotonic()
             self._done.set()
+
+    def _explain(self, kind: str, error: str) -> None:
+        """A dock that never reached its files still leaves a written explanation."""
+        said = self.talk.identity
+        exp = Explanation(kind=kind, rule=rule_of(kind), device_no=said.device if said else None,
+                          source_path=None, occurred_at=self.station.clock(),
+                          error=f"{self.info.label}: {error}",
+                          action="nothing was copied; every file stays on the recorder")
+        log.error("%s: %s; %s", self.info.label, error, exp.action)
+        try:
+            self.station.catalog.add_explanation(exp)
+        except CatalogError as exc:
+            log.error("%s: the explanation could not be recorded: %s", self.info.label, exc)
 
     def _run(self) -> None:
         registry = Registry(self.station.catalog)
@@ -155,9 +174,12 @@ class RecorderWorker:
         facts = DockFacts(usb_serial=self.info.usb_serial, model=self.info.model,
                           events=self.talk.events, registry=registered, **self.talk.facts)
         self.state = "copying"
+        station = self.station
+        if self.model is not None and self.model.file_patterns:  # the model names its files
+            patterns = tuple(compile_patterns(self.model.file_patterns))
+            station = replace(station, options=replace(station.options, patterns=patterns))
         with self._volume(face) as root:
-            run = DockRun(self.station, FolderVolume(root), identity, progress=self,
-                          facts=facts)
+            run = DockRun(station, FolderVolume(root), identity, progress=self, facts=facts)
             self.summary = run.run()
         self.state = "interrupted" if self._cancelled else "done"
         if self.settings.clear_after_ingest and self.state == "done":

@@ -5,12 +5,14 @@
            clock, battery, log, mode switch, first block read) and
            plug-to-verified (every file copied, read back, probed, signed,
            recorded). Median of --rounds.
-  one      one recorder holding --mib MiB (4 files of random bytes), alone.
+  one      one recorder holding --mib MiB (4 H.264 clips made by ffmpeg), alone.
   eight    eight such recorders plugged at once, workers = 8: aggregate
            throughput against `one`, fairness (each recorder's rate against the
            mean) and peak RSS.
 
-Each scenario runs in its own process (peak RSS is that process's). The
+The media are made first, in a process of their own (ffmpeg's memory would
+otherwise count); then each scenario runs in its own process, and its peak RSS
+is that of the daemon docking and of the ffprobe runs it waits for. The
 simulated bus is polled every 0.1 s, which is part of the latency measured;
 udev delivers events without that delay.
 Usage: python bench/dock_bench.py [--rounds 5] [--mib 256] [--dir /var/tmp/evidock-dock-bench]
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -38,23 +41,40 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from agent.daemon import Daemon, model_ids
 from agent.settings import load_settings
 from agent.station import open_station
-from devices.media import ShiftPlan, record_shift, recorder_name
+from devices.media import ShiftPlan, make_clip, record_shift, recorder_name
 from devices.simbus import SimBusDiscovery, SimulatedDock
 from devices.simulator import SimIdentity, SimState, SimulatedRecorder
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
 
-def random_volume(folder: Path, device: str, mib: int) -> Path:
+def big_clip(work: Path, mib: int) -> Path:
+    """One H.264/AAC clip of about ``mib`` MiB: 720p test picture under moving noise,
+    so it does not compress away, cut at that size by ffmpeg (``-fs``)."""
+    return make_clip(work / "big.mp4", 60, datetime.now(UTC), size="1280x720",
+                     extra=["-vf", "noise=alls=80:allf=t+u", "-qp", "12",
+                            "-fs", str(mib << 20)])
+
+
+def clip_volume(folder: Path, device: str, clip: Path) -> Path:
+    """Four copies of the clip, each with its own trailing bytes: distinct digests."""
     media = folder / "DCIM" / "100MEDIA"
     media.mkdir(parents=True)
     start = datetime.now(ZONE) - timedelta(hours=3)
     for n in range(4):
         name = recorder_name(device, "100231", start + timedelta(minutes=10 * n), "MP4")
-        with (media / name).open("wb") as out:
-            for _ in range(mib // 4 // 8):
-                out.write(os.urandom(8 << 20))
+        shutil.copyfile(clip, media / name)
+        with (media / name).open("ab") as out:
+            out.write(os.urandom(16))
     return folder
+
+
+def prepare(work: Path, mib: int) -> None:
+    record_shift(work / "clips", ShiftPlan(truncated=False, photo=False, audio=False),
+                 datetime.now(UTC) - timedelta(hours=1), ZONE)
+    clip = big_clip(work, mib // 4)
+    for n in range(8):
+        clip_volume(work / f"vol{n}", f"ZFY{n:04d}", clip)
 
 
 def run_docks(work: Path, volumes: list[Path], workers: int) -> list[dict[str, Any]]:
@@ -98,15 +118,12 @@ def run_docks(work: Path, volumes: list[Path], workers: int) -> list[dict[str, A
 
 def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
     if name == "latency":
-        volume = work / "clips"
-        record_shift(volume, ShiftPlan(truncated=False, photo=False, audio=False),
-                     datetime.now(UTC) - timedelta(hours=1), ZONE)
-        runs = [run_docks(work, [volume], 1)[0] for _ in range(rounds)]
+        runs = [run_docks(work, [work / "clips"], 1)[0] for _ in range(rounds)]
         return {"first_byte_s": statistics.median(r["first_byte_s"] for r in runs),
                 "verified_s": statistics.median(r["verified_s"] for r in runs),
                 "all": runs}
     count = 1 if name == "one" else 8
-    volumes = [random_volume(work / f"vol{n}", f"ZFY{n:04d}", mib) for n in range(count)]
+    volumes = [work / f"vol{n}" for n in range(count)]
     started = time.monotonic()
     runs = run_docks(work, volumes, count)
     wall = time.monotonic() - started
@@ -116,32 +133,44 @@ def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
             "wall_s": wall}
 
 
+def run_all(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Each scenario in a process of its own; peak RSS from wait4."""
+    report: dict[str, Any] = {}
+    for name in ("prepare", "latency", "one", "eight"):
+        proc = subprocess.Popen([sys.executable, __file__, "--scenario", name, "--rounds",
+                                 str(args.rounds), "--mib", str(args.mib), "--work",
+                                 str(work)], stdout=subprocess.PIPE)
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"scenario {name} failed")
+        if name != "prepare":
+            report[name] = {**json.loads(out), "peak_rss_mb": usage.ru_maxrss / 1024}
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mib", type=int, default=256, help="MiB per recorder")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/evidock-dock-bench"))
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario:
-        work = Path(tempfile.mkdtemp(dir=args.dir))
-        try:
-            print(json.dumps(scenario(args.scenario, work, args.rounds, args.mib)))
-        finally:
-            shutil.rmtree(work)
+        logging.basicConfig(level=logging.ERROR)
+        if args.scenario == "prepare":
+            prepare(args.work, args.mib)
+        else:
+            print(json.dumps(scenario(args.scenario, args.work, args.rounds, args.mib)))
         return
     args.dir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {}
-    for name in ("latency", "one", "eight"):
-        proc = subprocess.Popen([sys.executable, __file__, "--scenario", name, "--rounds",
-                                 str(args.rounds), "--mib", str(args.mib), "--dir",
-                                 str(args.dir)], stdout=subprocess.PIPE)
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"scenario {name} failed")
-        report[name] = {**json.loads(out), "peak_rss_mb": usage.ru_maxrss / 1024}
+    work = Path(tempfile.mkdtemp(dir=args.dir))
+    try:
+        report = run_all(args, work)
+    finally:
+        shutil.rmtree(work)
     lat, one, eight = report["latency"], report["one"], report["eight"]
     print(f"3-clip serial recorder: plug-to-first-byte {lat['first_byte_s']:.2f} s, "
           f"plug-to-verified {lat['verified_s']:.2f} s (median of {args.rounds})")

@@ -38,9 +38,9 @@ def recorder_name(device: str, officer: str, start: datetime, ext: str,
 
 
 def make_clip(path: Path, seconds: float, created: datetime, *, size: str = "320x240",
-              faststart: bool = True) -> Path:
+              faststart: bool = True, extra: list[str] | None = None) -> Path:
     """An H.264/AAC MP4 with a test picture and a tone, tagged with its creation time."""
-    flags = ["-movflags", "+faststart"] if faststart else []
+    flags = (["-movflags", "+faststart"] if faststart else []) + (extra or [])
     _ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=25",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
             "-t", f"{seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",

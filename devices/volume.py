@@ -92,7 +92,15 @@ class FolderVolume:
 
     def _walk(self, dir_fd: int, prefix: bytes, depth: int,
               files: list[SourceEntry], skipped: list[SkippedEntry]) -> None:
-        for name in sorted(os.listdir(dir_fd)):
+        try:
+            names = sorted(os.listdir(dir_fd))
+        except OSError as exc:  # a failing medium, or a volume that went away
+            if depth == 0:
+                raise VolumeError(f"cannot list {self.root}: {exc.strerror}") from exc
+            folder = display_name(prefix.rstrip(b"/"))[0]
+            skipped.append(SkippedEntry(folder, "unreadable_folder", str(exc.strerror)))
+            return
+        for name in names:
             raw_name = os.fsencode(name)
             raw = prefix + raw_name
             text, encoding = display_name(raw)

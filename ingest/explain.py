@@ -24,6 +24,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "unreadable_folder": ("R3", "a folder on the volume could not be read"),
     "late_ingest": ("R2", "stored after the deadline"),
     "dock_interrupted": ("R3", "the recorder was removed or the station stopped mid-copy"),
+    "dock_failed": ("R3", "the recorder could not be docked (command port, volume, mount)"),
     "recording_interrupted": ("R4", "the recorder's log shows an interruption while recording"),
     "clock_drift": ("R15", "the recorder's clock was off; its times need correcting"),
     "unregistered_device": ("R13", "a recorder that is not in the registry was docked"),

@@ -105,12 +105,17 @@ def test_two_recorders_at_once_then_sigterm(daemon: DaemonProcess, recent_volume
         got = entry(both, serial)
         assert got["state"] == "done" and got["files_done"] == got["files_total"] == files
         assert got["battery_pct"] == 51 and 38 <= got["clock_drift_s"] <= 42
+    shown = evidock_json("status")
+    assert shown["state"] == "running" and {r["usb_serial"] for r in shown["recent"]} == {
+        "SIM-A", "SIM-B"}
     rows = evidock_json("log")
     assert {r["device"] for r in rows} == {"ZFY0001", "ZFY0002"} and len(rows) == 9
     assert all(r["officer_name"] == "张伟" for r in rows)
     assert a.recorder.commands[:8] == ["ATH", "GID", "GTM", "STM", "BAT", "STO", "LOG", "MSC"]
     assert daemon.stop() == 0
     assert daemon.status()["state"] == "stopped"  # type: ignore[index]
+    stopped = subprocess.run([EVIDOCK, "status"], capture_output=True, text=True, check=False)
+    assert stopped.returncode == 1 and "not running" in stopped.stderr
     assert subprocess.run([EVIDOCK, "verify"], capture_output=True, check=False).returncode == 0
 
 
@@ -211,3 +216,18 @@ def test_clearing_after_ingest_happens_only_when_everything_is_verified(
     assert "CLR" not in second.recorder.commands
     assert (recent_volume / "new.MP4").exists()
     assert daemon.stop() == 0
+
+
+def test_a_recorder_with_the_wrong_password_is_explained_not_ingested(
+        daemon: DaemonProcess, recent_volume: Path) -> None:
+    state = SimState(password="654321")  # the model's configured password is 000000
+    dock = SimulatedDock(daemon.bus, SimulatedRecorder(recent_volume, state, zone=ZONE),
+                         "SIM-W").plug()
+    status = daemon.wait(done("SIM-W"), "give up on it")
+    dock.unplug()
+    assert entry(status, "SIM-W")["state"] == "failed"
+    assert "wrong password" in entry(status, "SIM-W")["error"]
+    [why] = evidock_json("explanations", "--kind", "dock_failed")
+    assert "SIM-W" in why["error"] and "stays on the recorder" in why["action"]
+    assert evidock_json("log") == []
+    assert dock.recorder.commands == ["ATH"]
