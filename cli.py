@@ -30,8 +30,9 @@ from agent.station import open_station, trusted_keys
 from agent.status import read_status
 from agent.udev_rules import udev_rules
 from devices.volume import FolderVolume
+from ingest.dock import IngestContext, NoProgress, Summary
 from ingest.plan import Identity
-from ingest.session import DockRun, IngestContext, NoProgress, Summary
+from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.errors import EvidockError, UsageError

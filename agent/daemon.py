@@ -27,8 +27,9 @@ from agent.status import write_status
 from agent.worker import RecorderWorker
 from devices.events import Discovery, Docked, DockEvent, ModelIds, RecorderInfo
 from devices.mount import Mounter, MountError, choose_mounter
+from ingest.dock import IngestContext
 from ingest.plan import Identity
-from ingest.session import DockRun, IngestContext
+from ingest.session import DockRun
 from storage.errors import EvidockError
 from storage.models import now_utc
 

@@ -22,7 +22,7 @@ from devices.media import ShiftPlan, record_shift
 from devices.protocol import DeviceEvent
 from devices.simbus import SimBusDiscovery, SimulatedDock
 from devices.simulator import SimState, SimulatedRecorder
-from ingest.session import IngestContext
+from ingest.dock import IngestContext
 from storage.errors import EvidockError
 
 DEMO_SERIAL = "SIM-DEMO-0001"

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from ingest.session import Summary
+from ingest.dock import Summary
 from ingest.verify import VerifyReport
 from storage.models import Explanation, Recording
 

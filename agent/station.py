@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.settings import Settings
+from ingest.dock import IngestContext, IngestOptions
 from ingest.naming import compile_patterns
-from ingest.session import IngestContext, IngestOptions
 from storage.catalog import Catalog
 from storage.errors import ConfigError, UsageError
 from storage.keys import PublicKey, load_or_create

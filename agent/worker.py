@@ -20,11 +20,12 @@ from devices.mount import Mounter, mounted
 from devices.protocol import RecorderClient, RecorderIdentity
 from devices.serial_link import SerialLink
 from devices.volume import FolderVolume
+from ingest.dock import DockFacts, DockInterrupted, IngestContext, Summary
 from ingest.explain import rule_of
 from ingest.naming import compile_patterns
 from ingest.plan import Identity
 from ingest.rules import LoggedEvent
-from ingest.session import DockFacts, DockInterrupted, DockRun, IngestContext, Summary
+from ingest.session import DockRun
 from storage.errors import CatalogError, EvidockError
 from storage.models import Explanation
 from storage.registry import Registry

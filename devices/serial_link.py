@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import termios
+
 import serial
 
 from devices.errors import RecorderError
+
+# A vanished port can fail in pyserial itself, in the OS, or in termios (when the
+# port is reconfigured for a new timeout); termios.error is not an OSError.
+_LINK_ERRORS = (serial.SerialException, OSError, termios.error)
 
 
 class SerialLink:
@@ -12,7 +18,7 @@ class SerialLink:
         try:
             self.port = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=2,
                                       exclusive=True)
-        except (serial.SerialException, OSError) as exc:
+        except _LINK_ERRORS as exc:
             raise RecorderError(f"cannot open serial port {port}: {exc}") from exc
         self.name = port
 
@@ -20,8 +26,8 @@ class SerialLink:
         try:
             self.port.write(data)
             self.port.flush()
-        except (serial.SerialException, OSError) as exc:
-            raise RecorderError(f"{self.name}: write failed: {exc}") from exc
+        except _LINK_ERRORS as exc:
+            raise RecorderError(f"{self.name}: write failed (recorder unplugged?): {exc}") from exc
 
     def read(self, size: int, timeout: float) -> bytes:
         """Whatever arrives within ``timeout`` (at most ``size`` bytes); b"" if nothing."""
@@ -31,7 +37,7 @@ class SerialLink:
             if not first:
                 return b""
             rest: bytes = self.port.read(min(self.port.in_waiting, size - 1))
-        except (serial.SerialException, OSError) as exc:
+        except _LINK_ERRORS as exc:
             raise RecorderError(f"{self.name}: read failed (recorder unplugged?): {exc}") from exc
         return first + rest
 

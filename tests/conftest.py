@@ -15,7 +15,7 @@ import pytest
 from agent.settings import Settings, load_settings
 from agent.station import open_station
 from devices.media import ShiftPlan, make_clip, record_shift, recorder_name
-from ingest.session import IngestContext
+from ingest.dock import IngestContext
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # The shift in the shared template volume ends here; tests' clocks sit just after it.

@@ -12,7 +12,8 @@ import pytest
 
 from devices.errors import SourceError, VolumeError
 from devices.volume import FolderVolume, SourceEntry, SourceFile
-from ingest.session import DockRun, IngestContext, NoProgress, Summary
+from ingest.dock import IngestContext, NoProgress, Summary
+from ingest.session import DockRun
 from ingest.verify import verify_store
 
 GBK_NAME = "执法记录.MP4".encode("gbk")

@@ -13,7 +13,8 @@ import pytest
 from agent.settings import Settings
 from agent.station import open_station
 from devices.volume import FolderVolume
-from ingest.session import DockRun, IngestContext
+from ingest.dock import IngestContext
+from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.vault import OsFileOps
 from tests.conftest import Clock

@@ -19,9 +19,10 @@ from sqlmodel import SQLModel
 import storage
 from devices.media import make_clip, truncate_half
 from devices.volume import FolderVolume
+from ingest.dock import IngestContext
 from ingest.plan import Identity
 from ingest.record import IngestRecord
-from ingest.session import DockRun, IngestContext
+from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.catalog import Catalog, LogFilter, make_engine
 from tests.conftest import SHIFT_END, Clock

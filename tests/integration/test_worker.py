@@ -10,7 +10,7 @@ import pytest
 from agent.settings import RecorderModel, Settings, load_settings
 from agent.worker import RecorderWorker
 from devices.events import RecorderInfo
-from ingest.session import IngestContext
+from ingest.dock import IngestContext
 from storage.errors import ConfigError
 
 CCTV_PATTERN = r"^CH(?P<device>\d+)_(?P<date>\d{8})(?P<time>\d{6})\.mp4$"
