@@ -47,5 +47,7 @@ def test_only_usb_file_systems_and_ttys_of_configured_models_match() -> None:
     whole = {k: v for k, v in props(ID_PART_TABLE_TYPE="dos").items()
              if not k.startswith("ID_FS")}
     assert face_of(whole, MODELS) is None  # a disk with partitions: its partitions dock
+    superfloppy = face_of(props(DEVTYPE="disk", DEVNAME="/dev/sdx"), MODELS)
+    assert superfloppy is not None and superfloppy.block_device == "/dev/sdx"  # FAT, no table
     tty = face_of(props(SUBSYSTEM="tty", DEVNAME="/dev/ttyACM3"), MODELS)
     assert tty is not None and tty.tty == "/dev/ttyACM3" and tty.block_device is None
