@@ -257,17 +257,9 @@ class Catalog:
         with self._session() as db:
             return db.exec(query.order_by(col(Explanation.id))).all()
 
-    def session(self, session_id: str) -> DockSession | None:
-        with self._session() as db:
-            return db.get(DockSession, session_id)
-
     def sessions(self) -> Sequence[DockSession]:
         with self._session() as db:
             return db.exec(select(DockSession).order_by(col(DockSession.started_at))).all()
-
-    def stations(self) -> Sequence[Station]:
-        with self._session() as db:
-            return db.exec(select(Station)).all()
 
     def events(self) -> Iterator[Event]:
         with self._session() as db:
