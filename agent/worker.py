@@ -158,8 +158,7 @@ class RecorderWorker:
             assert said is not None
             identity = Identity(device=said.device, officer=said.officer,
                                 officer_name=said.officer_name or None,
-                                unit=" ".join(filter(None, (said.unit_no, said.unit_name)))
-                                or None)
+                                unit=_unit(said.unit_no, said.unit_name))
             known = known or registry.get(said.device)
             self.state = "waiting for storage"
             face = self._wait_storage()
@@ -168,8 +167,7 @@ class RecorderWorker:
         if identity.officer and identity.officer_name is None and (
                 officer := registry.officer(identity.officer)):
             identity = Identity(identity.device, identity.officer, officer.name,
-                                " ".join(filter(None, (officer.unit_no, officer.unit_name)))
-                                or None)
+                                _unit(officer.unit_no, officer.unit_name))
         registered = ("unregistered" if known is None or known.registered_at is None
                       else "retired" if known.status == "retired" else "registered")
         facts = DockFacts(usb_serial=self.info.usb_serial, model=self.info.model,
@@ -280,6 +278,11 @@ class RecorderWorker:
             "session": self.summary.session_id if self.summary else None,
             "error": self.error, **s.facts,
         }
+
+
+def _unit(number: str | None, name: str | None) -> str | None:
+    """Unit number and name as one text, or None when neither is known."""
+    return " ".join(part for part in (number, name) if part) or None
 
 
 def _aware(moment: datetime, zone: Any) -> datetime:

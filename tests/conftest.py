@@ -35,35 +35,34 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+def _shift(factory: pytest.TempPathFactory, name: str, end: datetime) -> Path:
+    """One recorder's shift, made once per test run: 3 clips, a truncated one, photo, audio."""
+    root = factory.mktemp(name) / "volume"
+    record_shift(root, ShiftPlan(), end, ZONE)
+    return root
+
+
 @pytest.fixture(scope="session")
 def template_volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One recorder's shift made once per test run: 3 clips, a truncated one, photo, audio."""
-    root = tmp_path_factory.mktemp("template") / "volume"
-    record_shift(root, ShiftPlan(), SHIFT_END, ZONE)
-    return root
+    """A shift that ended at SHIFT_END, for tests on the mocked clock."""
+    return _shift(tmp_path_factory, "template", SHIFT_END)
+
+
+@pytest.fixture(scope="session")
+def recent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A shift that ended an hour ago by the real clock, for tests of evidock as a process."""
+    return _shift(tmp_path_factory, "recent", datetime.now(UTC) - timedelta(hours=1))
 
 
 @pytest.fixture
 def volume(tmp_path: Path, template_volume: Path) -> Path:
     """A private copy of the template volume for one test to change as it likes."""
-    target = tmp_path / "recorder"
-    shutil.copytree(template_volume, target)
-    return target
-
-
-@pytest.fixture(scope="session")
-def recent_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A shift that ended an hour ago by the real clock, for tests of the CLI as a process."""
-    root = tmp_path_factory.mktemp("recent") / "volume"
-    record_shift(root, ShiftPlan(), datetime.now(UTC) - timedelta(hours=1), ZONE)
-    return root
+    return Path(shutil.copytree(template_volume, tmp_path / "recorder"))
 
 
 @pytest.fixture
 def recent_volume(tmp_path: Path, recent_template: Path) -> Path:
-    target = tmp_path / "recent-recorder"
-    shutil.copytree(recent_template, target)
-    return target
+    return Path(shutil.copytree(recent_template, tmp_path / "recent-recorder"))
 
 
 @pytest.fixture(scope="session")

@@ -231,3 +231,25 @@ def test_a_recorder_with_the_wrong_password_is_explained_not_ingested(
     assert "SIM-W" in why["error"] and "stays on the recorder" in why["action"]
     assert evidock_json("log") == []
     assert dock.recorder.commands == ["ATH"]
+
+
+def test_sigterm_mid_copy_interrupts_the_dock_with_an_explanation(
+        home: Path, tmp_path: Path, recent_volume: Path) -> None:
+    bus = tmp_path / "bus"
+    env = {**os.environ, "EVIDOCK_SIMBUS_DIR": str(bus), "EVIDOCK_BLOCK_SIZE_KIB": "16",
+           "EVIDOCK_HASH_THREAD": "false"}
+    daemon = DaemonProcess(home, bus, env)
+    big = recent_volume / "DCIM" / "100MEDIA" / "DSJ_ZFY0001_100231_20261122_000000.MP4"
+    with big.open("wb") as out:
+        for _ in range(24):
+            out.write(os.urandom(8 << 20))
+    dock = recorder(bus, recent_volume, "SIM-T", "ZFY0001").plug()
+    daemon.wait(lambda s: any(r["bytes_done"] > 0 and (r["current"] or "").endswith(big.name)
+                              for r in s["docked"]), "start copying the big file")
+    assert daemon.stop() == 0
+    dock.unplug()
+    [why] = evidock_json("explanations", "--kind", "dock_interrupted")
+    assert "stopping" in why["error"] and why["source_path"].endswith(big.name)
+    assert not list((home / "vault").rglob(".tmp-*"))
+    assert big.name not in {Path(r["source_path"]).name for r in evidock_json("log")}
+    assert subprocess.run([EVIDOCK, "verify"], capture_output=True, check=False).returncode == 0
