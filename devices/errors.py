@@ -25,3 +25,7 @@ class VolumeError(UsageError):
 
 class RecorderError(EvidockError):
     """Talking to a recorder failed."""
+
+
+class LinkLost(RecorderError):
+    """The byte link to the recorder failed (unplugged, port gone): no later command can work."""

@@ -17,6 +17,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "catalog_error": ("R3", "the catalog could not record a stored file"),
     "media_unreadable": ("R3", "the media prober cannot read the file"),
     "media_truncated": ("R3", "the recording is shorter than its header says (damaged)"),
+    "media_mismatch": ("R3", "the file's content is not the kind of media its name says"),
     "empty_file": ("R3", "the file is empty"),
     "symlink": ("R3", "a symbolic link on the volume was not followed"),
     "special_file": ("R3", "a FIFO, device node or socket on the volume was not read"),

@@ -102,3 +102,14 @@ def station(settings: Settings, clock: Clock) -> Iterator[IngestContext]:
     ctx.clock = clock
     yield ctx
     ctx.catalog.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the torture and misbehaviour suites at their full counts")
+
+
+@pytest.fixture(scope="session")
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    """True under --long: proof suites run their full counts instead of the CI short mode."""
+    return bool(request.config.getoption("--long"))
