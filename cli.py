@@ -23,16 +23,17 @@ from agent import render
 from agent.cliutil import State, emit_json, finish, out, say, settings_of
 from agent.daemon import discoveries, run_daemon
 from agent.demo import run_demo
-from agent.progress import TerminalProgress
+from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
 from agent.station import open_station, trusted_keys
 from agent.status import read_status
 from agent.udev_rules import udev_rules
+from devices.source import FolderSource
 from devices.volume import FolderVolume
 from ingest.dock import IngestContext, NoProgress, Summary
+from ingest.pipeline import Dock
 from ingest.plan import Identity
-from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.errors import EvidockError, UsageError
@@ -145,12 +146,15 @@ def keys_export_public(
 
 # ingest ----------------------------------------------------------------------
 
-def _dock(station: IngestContext, volume: FolderVolume, identity: Identity,
-          show_progress: bool) -> Summary:
+def _dock(station: IngestContext, volume: FolderVolume, given: Identity,
+          show_progress: bool) -> tuple[Summary, int | None]:
+    """Dock the folder; SIGTERM and Ctrl-C stop it cleanly. (summary, signal number)."""
+    source = FolderSource(volume)
     if show_progress and sys.stderr.isatty():
-        with TerminalProgress() as bar:
-            return DockRun(station, volume, identity, bar).run()
-    return DockRun(station, volume, identity, NoProgress()).run()
+        with TerminalProgress() as bar, SignalStop(bar) as stop:
+            return Dock(station, source, given=given, progress=stop).run(), stop.signum
+    with SignalStop(NoProgress()) as stop:
+        return Dock(station, source, given=given, progress=stop).run(), stop.signum
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
@@ -164,16 +168,30 @@ def _print_summary(summary: Summary, as_json: bool) -> None:
 @app.command()
 def ingest(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="a mounted recorder volume or any folder")],
-    device: Annotated[str | None, typer.Option(help="device number, if names lack it")] = None,
-    officer: Annotated[str | None, typer.Option(help="officer number, if names lack it")] = None,
+    path: Annotated[str, typer.Argument(help="a mounted recorder volume or any folder")],
+    device: Annotated[str | None, typer.Option(
+        help="device number where neither the recorder nor its file names give one")] = None,
+    officer: Annotated[str | None, typer.Option(
+        help="officer number where the file names give none")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="summary as JSON")] = False,
 ) -> None:
-    """Copy every recording on PATH into the vault, signed and catalogued."""
-    volume = FolderVolume(path)  # before anything is created: a wrong path changes nothing
+    """Copy every recording on PATH into the vault, signed and catalogued.
+
+    SIGTERM or Ctrl-C stops it cleanly: the file in hand is finished or discarded, the
+    dock session is closed with a true account, and the exit code is 128 + the signal.
+    """
+    if not path.strip():
+        raise UsageError("an empty path names no folder; give the recorder volume's folder")
+    volume = FolderVolume(Path(path))  # before anything is created: a wrong path changes nothing
     station = open_station(settings_of(ctx))
-    summary = _dock(station, volume, Identity(device, officer), not as_json)
+    try:
+        summary, signum = _dock(station, volume, Identity(given_device=device,
+                                                          given_officer=officer), not as_json)
+    finally:
+        station.close()
     _print_summary(summary, as_json)
+    if signum is not None:
+        raise typer.Exit(128 + signum)
     finish(summary.failed)
 
 
@@ -346,15 +364,20 @@ def demo(ctx: typer.Context) -> None:
     w = docked.worker
     if w.summary is None:
         raise EvidockError(f"the demo dock failed: {w.error}")
-    said, facts = w.talk.identity, w.talk.facts
-    assert said is not None
+    facts = w.dock.facts_said
     say(f"simulated recorder {w.info.usb_serial} docked on {docked.port} (simulated USB bus)")
-    say(f"  device {said.device}, officer {said.officer} {said.officer_name}, "
-        f"unit {said.unit_no} {said.unit_name}")
-    say(f"  clock {facts['clock_drift_s']:+.0f} s from the station "
-        f"({'set' if facts['clock_set'] else 'not set'}), battery {facts['battery_pct']}%, "
-        f"storage {facts['storage_free'] / 2**30:.1f} GiB free of "
-        f"{facts['storage_total'] / 2**30:.1f} GiB, {len(w.talk.events)} events in its log")
+    officer = facts.get("officer_no")
+    name = w.dock.names(officer)[0] if officer else None
+    say(f"  device {facts.get('device_no', 'unknown')}, officer {officer or 'unknown'}"
+        + (f" {name}" if name else "") + f", firmware {facts.get('firmware', 'unknown')}")
+    drift, battery = facts.get("clock_drift_s"), facts.get("battery_pct")
+    free, total = facts.get("storage_free"), facts.get("storage_total")
+    events = json.loads(facts.get("device_log") or "[]")
+    say("  clock " + (f"{drift:+.0f} s from the station" if drift is not None else "unknown")
+        + f" ({'set' if facts.get('clock_set') else 'not set'}), battery "
+        + (f"{battery}%" if battery is not None else "unknown") + ", storage "
+        + (f"{free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB" if free is not None
+           and total else "unknown") + f", {len(events)} events in its log")
     _print_summary(w.summary, as_json=False)
     rows = [render.recording_dict(r) for r in station.catalog.recordings()
             if r.session_id == w.summary.session_id]

@@ -3,20 +3,25 @@
 Discovery (udev, the simulated bus) reports recorders; each gets a worker in a
 pool of ``workers`` threads that talks to it, mounts its volume read-only and
 runs the same dock path as `evidock ingest`. Drop folders feed the same pool.
-The main loop writes the status file, pings systemd's watchdog and stops
-cleanly on SIGTERM: running docks are interrupted with a written explanation,
-and what they had not copied stays on the recorder for the next dock.
+The main loop writes the status file, pings systemd's watchdog, repairs what
+crashed processes left (ingest/recovery.py) and stops cleanly on SIGTERM:
+running docks are interrupted and closed with a written, true account.
+
+Signal handlers take no lock: they set a flag, and the signal's byte on the
+wake-up pipe (signal.set_wakeup_fd) ends the main loop's select() at once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 
@@ -25,20 +30,25 @@ from agent.notify import notify, watchdog_interval
 from agent.settings import Settings
 from agent.status import write_status
 from agent.worker import RecorderWorker
-from devices.events import Discovery, Docked, DockEvent, ModelIds, RecorderInfo
+from devices.events import ANY_STORAGE, Discovery, Docked, DockEvent, ModelIds, RecorderInfo
 from devices.mount import Mounter, MountError, choose_mounter
+from devices.source import FolderSource
 from ingest.dock import IngestContext
+from ingest.pipeline import Dock
 from ingest.plan import Identity
-from ingest.session import DockRun
-from storage.errors import EvidockError
+from ingest.recovery import recover
+from storage.errors import CatalogError, EvidockError
 from storage.models import now_utc
+from storage.text import shown
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25
+RECOVER_EVERY_S = 60.0
 
 
 def model_ids(settings: Settings) -> list[ModelIds]:
-    return [ModelIds(m.name, m.usb_vendor, m.usb_product) for m in settings.models]
+    ids = [ModelIds(m.name, m.usb_vendor, m.usb_product) for m in settings.models]
+    return [*ids, ANY_STORAGE] if settings.dock_unknown_recorders else ids
 
 
 def discoveries(settings: Settings, *, udev: bool = True) -> list[Discovery]:
@@ -65,7 +75,8 @@ class Daemon:
         self.drops = (DropFolderWatcher(settings.drop_folders, settings.drop_settle_s)
                       if settings.drop_folders else None)
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stopping = False  # set by request_stop (a signal handler): a plain flag
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.started = now_utc()
 
     # Events from discovery (their threads) ------------------------------
@@ -79,7 +90,7 @@ class Daemon:
                     if info.has_storage:
                         worker.offer_storage(info)
                     return
-                if self._stop.is_set():
+                if self._stopping:
                     return
                 worker = RecorderWorker(self.settings, self.station, info, self._mounter())
                 self.active[info.usb_serial] = worker
@@ -93,7 +104,7 @@ class Daemon:
     def _in_use(worker: RecorderWorker, face: RecorderInfo) -> bool:
         """A face that vanishes matters unless it is the command port after the mode switch."""
         if face.tty is not None:
-            return worker.state == "talking"
+            return face.tty == worker.info.tty and worker.state == "talking"
         return face == worker.storage_face or worker.storage_face is None
 
     def _mounter(self) -> Mounter | None:
@@ -107,7 +118,19 @@ class Daemon:
     # The main loop -------------------------------------------------------
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
-        self._stop.set()
+        """Safe in a signal handler: sets a flag, takes no lock."""
+        self._stopping = True
+        if signum is None:  # not from a signal: wake the loop ourselves
+            with suppress(BlockingIOError):  # the pipe is full of wake-ups already
+                os.write(self._wake_w, b"\0")
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait for the next tick or a wake-up (a signal's byte), whichever comes first."""
+        ready, _, _ = select.select([self._wake_r], [], [], seconds)
+        if ready:
+            with suppress(BlockingIOError):  # drained
+                while os.read(self._wake_r, 512):
+                    continue
 
     def run(self) -> None:
         for source in self.sources:
@@ -117,15 +140,26 @@ class Daemon:
         notify("READY=1")
         notify(f"STATUS=waiting for recorders ({self.settings.workers} at once)")
         ping = watchdog_interval()
-        last_ping = 0.0
+        last_ping = last_recovery = time.monotonic()
         log.info("daemon running (pid %d)", os.getpid())
-        while not self._stop.is_set():
+        while not self._stopping:
             self.tick()
-            if ping and time.monotonic() - last_ping >= ping:
+            now = time.monotonic()
+            if ping and now - last_ping >= ping:
                 notify("WATCHDOG=1")
-                last_ping = time.monotonic()
-            self._stop.wait(TICK_S)
+                last_ping = now
+            if now - last_recovery >= RECOVER_EVERY_S:
+                self._recover()
+                last_recovery = now
+            self._sleep(TICK_S)
         self.shutdown()
+
+    def _recover(self) -> None:
+        try:
+            recover(self.station)
+        except (EvidockError, OSError) as exc:
+            log.error("repairing what crashed processes left failed (tried again later): %s",
+                      exc)
 
     def tick(self) -> None:
         if self.drops:
@@ -140,11 +174,13 @@ class Daemon:
         self.write_status("running")
 
     def _drop(self, root: Path, device: str, officer: str | None, ready: set[str]) -> None:
+        given = Identity(given_device=device, given_officer=officer)
         try:
-            DockRun(self.station, OnlyThese(root, ready), Identity(device, officer)).run()
-        except (EvidockError, OSError) as exc:
-            log.error("drop folder %s: %s; the files stay there and are tried again when "
-                      "they change or the daemon restarts", root, exc)
+            source = FolderSource(OnlyThese(root, ready))
+            Dock(self.station, source, given=given, given_by="the drop folder's settings").run()
+        except (CatalogError, EvidockError, OSError) as exc:  # the dock could not even start
+            log.error("drop folder %s: %s; nothing was copied; the files are tried again when "
+                      "they change or the daemon restarts", shown(str(root)), exc)
 
     def shutdown(self) -> None:
         notify("STOPPING=1")
@@ -190,6 +226,11 @@ def _report(future: Future[None]) -> None:
 
 def run_daemon(settings: Settings, station: IngestContext, sources: list[Discovery]) -> None:
     daemon = Daemon(settings, station, sources)
+    signal.set_wakeup_fd(daemon._wake_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
-    daemon.run()
+    try:
+        daemon.run()
+    finally:
+        signal.set_wakeup_fd(-1)
+        station.close()

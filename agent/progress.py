@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from types import TracebackType
+import signal
+from types import FrameType, TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -13,6 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+
+from ingest.dock import DockInterrupted
+from ingest.dock import Progress as DockProgress
 
 
 class TerminalProgress:
@@ -34,6 +39,9 @@ class TerminalProgress:
                  tb: TracebackType | None) -> None:
         self.bar.stop()
 
+    def check(self) -> None:
+        return None
+
     def begin(self, files: int, total_bytes: int) -> None:
         self.total_files = files
         self.bar.update(self.bytes_task, total=max(total_bytes, 1), visible=True,
@@ -48,3 +56,43 @@ class TerminalProgress:
     def file_done(self, path: str, status: str) -> None:
         self.files += 1
         self.bar.update(self.bytes_task, description=f"{self.files}/{self.total_files} files")
+
+
+class SignalStop:
+    """SIGTERM and SIGINT during a dock: the handler only sets a flag; the dock sees it at
+    its next step or block, discards or finishes the file in hand, and closes truthfully."""
+
+    def __init__(self, inner: DockProgress) -> None:
+        self.inner = inner
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalStop:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            raise DockInterrupted(f"evidock was stopped by {signal.Signals(self.signum).name}")
+
+    def begin(self, files: int, total_bytes: int) -> None:
+        self.inner.begin(files, total_bytes)
+
+    def file_started(self, path: str, size: int) -> None:
+        self.check()
+        self.inner.file_started(path, size)
+
+    def advance(self, nbytes: int) -> None:
+        self.check()
+        self.inner.advance(nbytes)
+
+    def file_done(self, path: str, status: str) -> None:
+        self.inner.file_done(path, status)

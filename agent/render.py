@@ -69,14 +69,17 @@ def verify_dict(report: VerifyReport) -> dict[str, Any]:
         "ok": report.ok, "recordings": report.recordings, "events": report.events,
         "sessions": report.sessions,
         "problems": [p.__dict__ for p in report.problems],
+        "awaiting_repair": [p.__dict__ for p in report.repairs],
     }
 
 
 def verify_lines(report: VerifyReport) -> list[str]:
     head = (f"verified {report.recordings} recordings, {report.sessions} dock sessions, "
             f"{report.events} events: ")
-    if report.ok:
-        return [head + "all intact"]
-    lines = [head + f"{len(report.problems)} problem(s)"]
+    lines = [head + ("all intact" if report.ok else f"{len(report.problems)} problem(s)")]
     lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.problems)
+    if report.repairs:
+        lines.append(f"left by a stopped process, repaired at the next start "
+                     f"({len(report.repairs)}):")
+        lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.repairs)
     return lines

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from storage.errors import ConfigError
 
@@ -64,6 +71,9 @@ class RecorderModel(BaseModel):
     password: str = Field(default="", description="for the command port")
     set_clock: bool = True
     baudrate: int = 115200
+    clear_after_ingest: bool | None = Field(
+        default=None, description="clear it (CLR) once every file is verified; default: the "
+        "global setting; only for 'serial' models")
 
     @field_validator("file_patterns")
     @classmethod
@@ -85,7 +95,8 @@ class DropFolder(BaseModel):
 SIMULATED_MODELS = [
     RecorderModel(name="evidock-sim-serial", usb_vendor="1209", usb_product="e5d1",
                   transport="serial", password="000000"),  # noqa: S106 (simulator)
-    RecorderModel(name="evidock-sim-storage", usb_vendor="1209", usb_product="e5d2"),
+    RecorderModel(name="evidock-sim-storage", usb_vendor="1209", usb_product="e5d2",
+                  clear_after_ingest=False),
 ]
 
 
@@ -128,6 +139,15 @@ class Settings(BaseModel):
     runtime_dir: Path | None = Field(default=None, description="status file, mount points")
     simbus_dir: Path | None = Field(default=None, description="watch simulated recorders here")
     storage_wait_s: float = Field(default=20.0, gt=0, description="for the volume after MSC")
+    dock_unknown_recorders: bool = Field(
+        default=True, description="dock a USB volume of no configured model whose files look "
+        "like a recorder's (a DCIM-style folder with names matching file_patterns)")
+    implausible_future_hours: float = Field(
+        default=24.0, gt=0, le=87600, allow_inf_nan=False,
+        description="a recording time further ahead of the station than this is explained")
+    implausible_past_days: float = Field(
+        default=3650.0, gt=0, le=36500, allow_inf_nan=False,
+        description="a recording time further back than this is explained")
 
     @field_validator("station_id", "agency")
     @classmethod
@@ -174,6 +194,21 @@ class Settings(BaseModel):
             return self.runtime_dir
         systemd = os.environ.get("RUNTIME_DIRECTORY")  # set by RuntimeDirectory=
         return Path(systemd.split(":")[0]) if systemd else self.home / "run"
+
+    @model_validator(mode="after")
+    def _clearable(self) -> Settings:
+        for m in self.models:
+            if m.transport == "storage" and self.clears(m):
+                raise ValueError(
+                    f"model {m.name!r}: clearing goes through the command port (CLR), which a "
+                    "'storage' recorder has not; set clear_after_ingest = false for it")
+        return self
+
+    def clears(self, model: RecorderModel | None) -> bool:
+        """Whether recorders of this model are cleared after a fully verified dock."""
+        if model is None or model.clear_after_ingest is None:
+            return self.clear_after_ingest and model is not None
+        return model.clear_after_ingest
 
     def model_named(self, name: str) -> RecorderModel | None:
         return next((m for m in self.models if m.name == name), None)

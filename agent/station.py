@@ -7,6 +7,7 @@ from pathlib import Path
 from agent.settings import Settings
 from ingest.dock import IngestContext, IngestOptions
 from ingest.naming import compile_patterns
+from ingest.recovery import recover
 from storage.catalog import Catalog
 from storage.errors import ConfigError, UsageError
 from storage.keys import PublicKey, load_or_create
@@ -22,6 +23,8 @@ def ingest_options(settings: Settings) -> IngestOptions:
         block_size=settings.block_size_kib << 10,
         hash_thread=settings.hash_thread,
         verify_reread=settings.verify_reread,
+        future_hours=settings.implausible_future_hours,
+        past_days=settings.implausible_past_days,
     )
 
 
@@ -40,10 +43,13 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
         public_key_pem=key.public.pem(), first_seen=now_utc(),
     ))
     vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20)
-    return IngestContext(
+    ctx = IngestContext(
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
         vault=vault, options=ingest_options(settings),
     )
+    if create:  # a writer: first finish what crashed processes left
+        recover(ctx)
+    return ctx
 
 
 def _sqlite_file(url: str) -> Path | None:

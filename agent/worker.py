@@ -1,4 +1,4 @@
-"""One docked recorder: talk to it, get its volume, run the dock, report progress."""
+"""One docked recorder in the daemon: threading, cancellation and status around one Dock."""
 
 from __future__ import annotations
 
@@ -6,29 +6,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any
 
 from agent.settings import RecorderModel, Settings
-from devices.errors import RecorderError, SourceError
-from devices.events import RecorderInfo
-from devices.mount import Mounter, mounted
-from devices.protocol import RecorderClient, RecorderIdentity
-from devices.serial_link import SerialLink
-from devices.volume import FolderVolume
-from ingest.dock import DockFacts, DockInterrupted, IngestContext, Summary
-from ingest.explain import rule_of
+from devices.errors import RecorderError
+from devices.events import UNKNOWN_MODEL, RecorderInfo
+from devices.mount import Mounter
+from devices.source import DockedRecorder
+from ingest.dock import DockInterrupted, IngestContext, Summary
 from ingest.naming import compile_patterns
-from ingest.plan import Identity
-from ingest.rules import LoggedEvent
-from ingest.session import DockRun
+from ingest.pipeline import Dock
+from ingest.plan import looks_like_recorder
 from storage.errors import CatalogError, EvidockError
-from storage.models import Explanation
-from storage.registry import Registry
+from storage.text import shown
 
 log = logging.getLogger(__name__)
 
@@ -45,29 +36,16 @@ class Progress:
     first_byte_at: float | None = None  # monotonic
 
 
-@dataclass
-class Talk:
-    """What the command port said."""
-
-    identity: RecorderIdentity | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
-    events: tuple[LoggedEvent, ...] = ()
-
-
 class RecorderWorker:
     """Runs in the daemon's pool; cancel() from any thread stops it at the next block."""
 
     def __init__(self, settings: Settings, station: IngestContext, info: RecorderInfo,
                  mounter: Mounter | None):
         self.settings = settings
-        self.station = station
         self.info = info
-        self.mounter = mounter
         self.model: RecorderModel | None = settings.model_named(info.model)
-        self.state = "queued"
         self.error: str | None = None
         self.progress = Progress()
-        self.talk = Talk()
         self.summary: Summary | None = None
         self.docked_at = time.monotonic()
         self.finished_at: float | None = None
@@ -75,6 +53,18 @@ class RecorderWorker:
         self._storage: queue.Queue[RecorderInfo] = queue.Queue(maxsize=1)
         self._cancelled: str | None = None
         self._done = threading.Event()
+        model = self.model
+        if model is not None and model.file_patterns:  # the model names its files
+            patterns = tuple(compile_patterns(model.file_patterns))
+            station = replace(station, options=replace(station.options, patterns=patterns))
+        source = DockedRecorder(
+            info, serial=model is not None and model.transport == "serial",
+            baudrate=model.baudrate if model else 115200,
+            password=model.password if model else "",
+            sets_clock=bool(model and model.set_clock),
+            can_clear=settings.clears(model), wait_storage=self._wait_storage,
+            mounter=mounter, mount_dir=settings.run_dir / "mnt")
+        self.dock = Dock(station, source, progress=self, clear=settings.clears(model))
 
     # Called from the daemon's thread -------------------------------------
 
@@ -86,13 +76,17 @@ class RecorderWorker:
         self._cancelled = why
 
     @property
+    def state(self) -> str:
+        return self.dock.state
+
+    @property
     def finished(self) -> bool:
         return self._done.is_set()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
-    # ingest.session.Progress ---------------------------------------------
+    # ingest.dock.Progress ---------------------------------------------
 
     def begin(self, files: int, total_bytes: int) -> None:
         self.progress.files_total, self.progress.bytes_total = files, total_bytes
@@ -111,6 +105,9 @@ class RecorderWorker:
         self.progress.files_done += 1
         self.progress.current = None
 
+    def check(self) -> None:
+        self._check()
+
     def _check(self) -> None:
         if self._cancelled:
             raise DockInterrupted(self._cancelled)
@@ -119,96 +116,35 @@ class RecorderWorker:
 
     def run(self) -> None:
         try:
-            self._run()
-        except DockInterrupted as exc:
-            self.state, self.error = "interrupted", str(exc)
-            self._explain("dock_interrupted", f"{exc} (before any file was copied)")
-        except EvidockError as exc:
-            self.state, self.error = "failed", str(exc)
-            self._explain("dock_failed", str(exc))
-        except OSError as exc:  # the volume or port failed underneath
-            self.state, self.error = "failed", f"{exc.strerror or exc} ({exc.filename or ''})"
-            self._explain("dock_failed", self.error)
+            if self.info.model == UNKNOWN_MODEL and not self._looks_like_recorder():
+                self.dock.state = "ignored"
+                log.info("%s: not a recorder (no DCIM-style folder with recorder file names); "
+                         "ignored", shown(self.info.label))
+                return
+            self.summary = self.dock.run()
+            self.error = self.summary.error
+        except CatalogError as exc:  # the session could not even be opened
+            self.error = str(exc)
+            self.dock.state = "failed"
+            log.error("%s: the dock could not start, nothing was copied: %s",
+                      shown(self.info.label), exc)
         finally:
             self.finished_at = time.monotonic()
             self._done.set()
 
-    def _explain(self, kind: str, error: str) -> None:
-        """A dock that never reached its files still leaves a written explanation."""
-        said = self.talk.identity
-        exp = Explanation(kind=kind, rule=rule_of(kind), device_no=said.device if said else None,
-                          source_path=None, occurred_at=self.station.clock(),
-                          error=f"{self.info.label}: {error}",
-                          action="nothing was copied; every file stays on the recorder")
-        log.error("%s: %s; %s", self.info.label, error, exp.action)
+    def _looks_like_recorder(self) -> bool:
+        """For a volume of no configured model: do its files look like a recorder's?"""
         try:
-            self.station.catalog.add_explanation(exp)
-        except CatalogError as exc:
-            log.error("%s: the explanation could not be recorded: %s", self.info.label, exc)
-
-    def _run(self) -> None:
-        registry = Registry(self.station.catalog)
-        known = registry.by_usb_serial(self.info.usb_serial)
-        identity = Identity(device=known.device_no if known else None,
-                            officer=known.officer_no if known else None)
-        if self.info.tty and self.model is not None and self.model.transport == "serial":
-            self.state = "talking"
-            self.talk = self._converse(self.model, self.info.tty)
-            said = self.talk.identity
-            assert said is not None
-            identity = Identity(device=said.device, officer=said.officer,
-                                officer_name=said.officer_name or None,
-                                unit=_unit(said.unit_no, said.unit_name))
-            known = known or registry.get(said.device)
-            self.state = "waiting for storage"
-            face = self._wait_storage()
-        else:
-            face = self.info
-        if identity.officer and identity.officer_name is None and (
-                officer := registry.officer(identity.officer)):
-            identity = Identity(identity.device, identity.officer, officer.name,
-                                _unit(officer.unit_no, officer.unit_name))
-        registered = ("unregistered" if known is None or known.registered_at is None
-                      else "retired" if known.status == "retired" else "registered")
-        facts = DockFacts(usb_serial=self.info.usb_serial, model=self.info.model,
-                          events=self.talk.events, registry=registered, **self.talk.facts)
-        self.state = "copying"
-        station = self.station
-        if self.model is not None and self.model.file_patterns:  # the model names its files
-            patterns = tuple(compile_patterns(self.model.file_patterns))
-            station = replace(station, options=replace(station.options, patterns=patterns))
-        with self._volume(face) as root:
-            run = DockRun(station, FolderVolume(root), identity, progress=self, facts=facts)
-            self.summary = run.run()
-        self.state = "interrupted" if self._cancelled else "done"
-        if self.settings.clear_after_ingest and self.state == "done":
-            self._clear()
-
-    def _converse(self, model: RecorderModel, port: str) -> Talk:
-        zone = self.settings.zone
-        link = SerialLink(port, model.baudrate)
-        try:
-            client = RecorderClient(link)
-            client.authenticate(model.password)
-            identity = client.identity()
-            before = self.station.clock()
-            device_clock = client.clock()
-            after = self.station.clock()
-            station_then = before + (after - before) / 2
-            drift = (_aware(device_clock, zone) - station_then).total_seconds()
-            if model.set_clock:
-                client.set_clock(_local(self.station.clock(), zone))
-            battery, storage = client.battery(), client.storage()
-            events = tuple(LoggedEvent(_aware(e.at, zone).astimezone(UTC), e.kind, e.detail)
-                           for e in client.events())
-            client.mass_storage()
-        finally:
-            link.close()
-        log.info("%s: device %s, officer %s, clock %+.0f s, battery %d%%", self.info.label,
-                 identity.device, identity.officer, drift, battery)
-        return Talk(identity, dict(clock_drift_s=drift, clock_set=model.set_clock,
-                                   battery_pct=battery, storage_free=storage.free,
-                                   storage_total=storage.total), events)
+            with self.dock.source.volume() as volume:
+                entries, _ = volume.scan()
+        except (EvidockError, OSError) as exc:
+            log.warning("%s: cannot look at its files (%s); not docked", shown(self.info.label),
+                        exc)
+            return False
+        if looks_like_recorder(entries, self.dock.st.options.patterns):
+            self.dock.unknown_model = True
+            return True
+        return False
 
     def _wait_storage(self) -> RecorderInfo:
         deadline = time.monotonic() + self.settings.storage_wait_s
@@ -221,78 +157,19 @@ class RecorderWorker:
                 if time.monotonic() > deadline:
                     raise RecorderError(
                         f"no volume appeared within {self.settings.storage_wait_s:g} s after "
-                        "switching to mass storage; the files stay on the recorder") from None
-
-    @contextmanager
-    def _volume(self, face: RecorderInfo) -> Iterator[Path]:
-        if face.volume_path is not None:
-            yield Path(face.volume_path)
-            return
-        if self.mounter is None or face.block_device is None:
-            raise RecorderError(f"{face.label}: no way to mount it here")
-        target = self.settings.run_dir / "mnt" / _safe(face.usb_serial)
-        with mounted(self.mounter, face.block_device, face.fs_type, target) as root:
-            yield root
-
-    def _clear(self) -> None:
-        """Clear the recorder, only if every file on it is verified in the vault now."""
-        summary = self.summary
-        assert summary is not None and self.info.tty and self.model
-        if any(o.status == "failed" for o in summary.outcomes):
-            log.warning("%s: not clearing: not every file is stored", self.info.label)
-            return
-        vault, catalog = self.station.vault, self.station.catalog
-        for outcome in summary.outcomes:
-            row = (catalog.recording(outcome.recording_id) if outcome.recording_id
-                   else catalog.recording_for(summary.device, outcome.path))
-            if row is None or vault.digest(row.vault_path) != (row.sha256, row.size):
-                log.error("%s: not clearing: %s is not verified in the vault",
-                          self.info.label, outcome.path)
-                return
-        link = SerialLink(self.info.tty, self.model.baudrate)
-        try:
-            client = RecorderClient(link)
-            client.authenticate(self.model.password)
-            cleared = client.clear()
-        except (RecorderError, SourceError) as exc:
-            log.error("%s: clearing failed: %s", self.info.label, exc)
-            return
-        finally:
-            link.close()
-        catalog.log("device-cleared", summary.device or self.info.usb_serial,
-                    {"session": summary.session_id, "files": cleared})
-        log.info("%s: cleared %d files after verifying them in the vault", self.info.label,
-                 cleared)
+                        "the switch to mass storage") from None
 
     def status(self) -> dict[str, Any]:
-        p, s = self.progress, self.talk
+        p, said = self.progress, self.dock.facts_said
         return {
             "usb_serial": self.info.usb_serial, "model": self.info.model, "state": self.state,
-            "device": s.identity.device if s.identity else None,
-            "officer": s.identity.officer if s.identity else None,
+            "device": said.get("device_no"), "officer": said.get("officer_no"),
             "files_done": p.files_done, "files_total": p.files_total,
             "bytes_done": p.bytes_done, "bytes_total": p.bytes_total, "current": p.current,
             "seconds": round((self.finished_at or time.monotonic()) - self.docked_at, 3),
             "first_byte_s": round(p.first_byte_at - self.docked_at, 3)
             if p.first_byte_at else None,
-            "session": self.summary.session_id if self.summary else None,
-            "error": self.error, **s.facts,
+            "session": self.dock.session_id, "error": self.error,
+            **{k: v for k, v in said.items() if k in (
+                "clock_drift_s", "clock_set", "battery_pct", "storage_free", "storage_total")},
         }
-
-
-def _unit(number: str | None, name: str | None) -> str | None:
-    """Unit number and name as one text, or None when neither is known."""
-    return " ".join(part for part in (number, name) if part) or None
-
-
-def _aware(moment: datetime, zone: Any) -> datetime:
-    return moment.replace(tzinfo=zone) if zone else moment.astimezone()
-
-
-def _local(moment: datetime, zone: Any) -> datetime:
-    return moment.astimezone(zone).replace(tzinfo=None) if zone else (
-        moment.astimezone().replace(tzinfo=None))
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text) or "recorder"

@@ -54,13 +54,27 @@ class Discovery(Protocol):
 @dataclass(frozen=True)
 class ModelIds:
     name: str
-    vendor: str
+    vendor: str  # 4 hex digits, or "*" for any
     product: str
 
 
-def match_model(models: list[ModelIds], vendor: str | None, product: str | None) -> str | None:
-    """The name of the model with these USB ids, or None for any other device."""
+# A USB mass-storage volume of no configured model: docked only if its files look like a
+# recorder's (agent/worker.py checks the layout), never by its command port.
+UNKNOWN_MODEL = "unknown"
+ANY_STORAGE = ModelIds(UNKNOWN_MODEL, "*", "*")
+
+
+def match_model(models: list[ModelIds], vendor: str | None, product: str | None, *,
+                storage: bool) -> str | None:
+    """The name of the model with these USB ids, or None for any other device.
+
+    The wildcard ANY_STORAGE (if listed) matches only a storage face (``storage``)."""
     if vendor is None or product is None:
         return None
     v, p = vendor.lower(), product.lower()
-    return next((m.name for m in models if (m.vendor, m.product) == (v, p)), None)
+    for m in models:
+        if (m.vendor, m.product) == (v, p):
+            return m.name
+        if m.vendor == "*" and storage:
+            return m.name
+    return None

@@ -1,4 +1,10 @@
-"""A Link over a serial port or pseudo-terminal (the only module importing pyserial)."""
+"""A Link over a serial port or pseudo-terminal (the only module importing pyserial).
+
+Failures of the link itself once it is open (the recorder unplugged, the port
+vanished, a write or read refused by the OS, termios or pyserial) are LinkLost:
+no later command on this link can work. Opening a port that cannot be opened
+(it does not exist, it is busy) is a plain RecorderError naming the port.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import termios
 
 import serial
 
-from devices.errors import RecorderError
+from devices.errors import LinkLost, RecorderError
 
 # A vanished port can fail in pyserial itself, in the OS, or in termios (when the
 # port is reconfigured for a new timeout); termios.error is not an OSError.
@@ -21,13 +27,14 @@ class SerialLink:
         except _LINK_ERRORS as exc:
             raise RecorderError(f"cannot open serial port {port}: {exc}") from exc
         self.name = port
+        self.baudrate = baudrate
 
     def write(self, data: bytes) -> None:
         try:
             self.port.write(data)
             self.port.flush()
         except _LINK_ERRORS as exc:
-            raise RecorderError(f"{self.name}: write failed (recorder unplugged?): {exc}") from exc
+            raise LinkLost(f"{self.name}: write failed (recorder unplugged?): {exc}") from exc
 
     def read(self, size: int, timeout: float) -> bytes:
         """Whatever arrives within ``timeout`` (at most ``size`` bytes); b"" if nothing."""
@@ -38,8 +45,11 @@ class SerialLink:
                 return b""
             rest: bytes = self.port.read(min(self.port.in_waiting, size - 1))
         except _LINK_ERRORS as exc:
-            raise RecorderError(f"{self.name}: read failed (recorder unplugged?): {exc}") from exc
+            raise LinkLost(f"{self.name}: read failed (recorder unplugged?): {exc}") from exc
         return first + rest
 
     def close(self) -> None:
-        self.port.close()
+        try:
+            self.port.close()
+        except _LINK_ERRORS:  # the port is gone already: nothing left to release
+            return

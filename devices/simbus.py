@@ -65,7 +65,8 @@ class SimBusDiscovery:
         except (OSError, ValueError) as exc:
             log.warning("simulated bus: ignoring %s: %s", path.name, exc)
             return []
-        model = match_model(self.models, data.get("vendor"), data.get("product"))
+        model = match_model(self.models, data.get("vendor"), data.get("product"),
+                            storage=bool(data.get("volume")) and not data.get("tty"))
         if model is None:
             return []  # not a recorder: a simulated USB stick, say
         common = dict(usb_serial=str(data["usb_serial"]), vendor=data["vendor"],
@@ -82,14 +83,14 @@ class SimBusDiscovery:
             present: dict[str, list[RecorderInfo]] = {}
             for path in sorted(self.bus.glob("*.json")):
                 present[path.name] = self._read(path)
+            for name, faces in self._seen.items():  # removals first: a quick re-plug
+                for face in faces:                     # must not cancel the new dock
+                    if face not in present.get(name, []):
+                        emit(Undocked(face))
             for name, faces in present.items():
                 for face in faces:
                     if face not in self._seen.get(name, []):
                         emit(Docked(face))
-            for name, faces in self._seen.items():
-                for face in faces:
-                    if face not in present.get(name, []):
-                        emit(Undocked(face))
             self._seen = present
             self._stop.wait(POLL_S)
 

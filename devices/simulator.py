@@ -2,13 +2,19 @@
 
 It owns a volume (a folder, or the mount point of a FAT32 image), an event
 log, a clock that drifts from the station's and a battery, and it can be told
-to misbehave (stay silent, send garbage or half a reply) or to vanish. Used by
-`evidock demo`, the tests and the benchmarks.
+to misbehave (stay silent, send garbage or half a reply, answer one command
+with any bytes at all) or to vanish. Used by `evidock demo`, the tests and the
+benchmarks.
+
+It writes and parses its frames itself (docs/recorder-protocol.md) rather than
+with devices.protocol, so that the client's framing is tested against a second
+implementation and not against itself.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import shutil
 import threading
@@ -17,11 +23,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-
-from devices.protocol import TIME_FORMAT, DeviceEvent, FrameReader, ProtocolError, encode_field
-from devices.protocol import frame as make_frame
+from typing import Protocol
+from urllib.parse import quote
 
 VERSION = "evidock-sim/1"
+TIME_FORMAT = "%Y%m%dT%H%M%S"
+MAX_PAYLOAD = 65535
+# Characters percent-encoded inside a field: the separators and "%", and control
+# characters. Everything else, Chinese included, is sent as it is, in the
+# simulator's encoding.
+_RESERVED = re.compile(r"[%|;#=@\x00-\x1f\x7f]")
+_REQUEST = re.compile(rb"@([A-Z]{3});(0|[1-9][0-9]{0,4});")
+
+
+class LogEntry(Protocol):
+    """An entry of the simulated log (devices.protocol.DeviceEvent fits)."""
+
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
 
 
 @dataclass
@@ -40,9 +63,56 @@ class SimState:
     drift: timedelta = timedelta(seconds=0)
     battery: int = 87
     capacity: int = 32 << 30
-    events: list[DeviceEvent] = field(default_factory=list)
+    # Log entries; a str is sent as the raw (already encoded) field, to make odd entries.
+    events: list[LogEntry | str] = field(default_factory=list)
     behaviour: str = "normal"  # normal, silent, garbage, partial
     authenticated: bool = False
+    # command -> the raw reply payload to send instead of the normal one (None: stay
+    # silent). The command still takes effect (MSC still switches, CLR still deletes).
+    overrides: dict[str, bytes | None] = field(default_factory=dict)
+    encoding: str = "utf-8"  # of the reply text: "utf-8" or "gbk"
+
+
+def write_frame(command: str, payload: bytes) -> bytes:
+    """One frame, ``@CMD;LEN;PAYLOAD;#`` (the device's own writer)."""
+    if not re.fullmatch(r"[A-Z]{3}", command) or len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"cannot frame {command!r} with {len(payload)} bytes")
+    return b"@" + command.encode("ascii") + b";" + str(len(payload)).encode("ascii") + b";" + (
+        payload + b";#")
+
+
+class RequestParser:
+    """The device's side: requests out of the bytes the station sent; junk is skipped."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[tuple[str, str]]:
+        self.buffer += data
+        out: list[tuple[str, str]] = []
+        while True:
+            start = self.buffer.find(b"@")
+            if start < 0:
+                self.buffer.clear()
+                return out
+            del self.buffer[:start]
+            head = _REQUEST.match(self.buffer)
+            if head is None:
+                if len(self.buffer) < 12 and re.fullmatch(rb"@[A-Z]{0,3}(;[0-9]{0,5})?",
+                                                          bytes(self.buffer)):
+                    return out  # a header still arriving
+                del self.buffer[:1]
+                continue
+            command = bytes(head.group(1)).decode("ascii")  # before the buffer changes
+            end = head.end() + int(head.group(2))
+            if len(self.buffer) < end + 2:
+                return out
+            if self.buffer[end:end + 2] != b";#":
+                del self.buffer[:1]
+                continue
+            body = bytes(self.buffer[head.end():end])
+            del self.buffer[:end + 2]
+            out.append((command, body.decode("utf-8", "replace")))
 
 
 class SimulatedRecorder:
@@ -70,7 +140,8 @@ class SimulatedRecorder:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         for fd in (self._master, self._slave):
             try:
                 os.close(fd)
@@ -92,31 +163,33 @@ class SimulatedRecorder:
         return (local + self.state.drift).replace(tzinfo=None)
 
     def _serve(self) -> None:
-        reader = FrameReader()
+        parser = RequestParser()
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
-            if not ready:
-                continue
             try:
+                ready, _, _ = select.select([self._master], [], [], 0.05)
+                if not ready:
+                    continue
                 data = os.read(self._master, 4096)
-            except OSError:
+            except (OSError, ValueError):  # the master was closed (the cable pulled)
                 return
-            reader.feed(data)
-            while True:
+            for command, payload in parser.feed(data):
                 try:
-                    got = reader.next_frame()
-                except ProtocolError:
-                    reader = FrameReader()
-                    break
-                if got is None:
-                    break
-                self._send(got[0], self.handle(*got))
+                    self._send(command, self.reply(command, payload))
+                except OSError:
+                    return
 
-    def _send(self, command: str, payload: str) -> None:
+    def reply(self, command: str, payload: str) -> bytes | None:
+        """The payload bytes answering one request (an override if one is set)."""
+        text = self.handle(command, payload)
+        if command in self.state.overrides:
+            return self.state.overrides[command]
+        return text.encode(self.state.encoding)
+
+    def _send(self, command: str, payload: bytes | None) -> None:
         behaviour = self.state.behaviour
-        if behaviour == "silent":
+        if behaviour == "silent" or payload is None:
             return
-        data = make_frame(command, payload)
+        data = write_frame(command, payload)
         if behaviour == "garbage":
             data = bytes((b * 7 + 3) % 256 for b in data).replace(b"@", b"?")
         elif behaviour == "partial":
@@ -139,7 +212,7 @@ class SimulatedRecorder:
                       f"name={ident.officer_name}", f"unit_no={ident.unit_no}",
                       f"unit_name={ident.unit_name}")
         if command == "GTM":
-            return ok(self.clock().strftime(TIME_FORMAT))
+            return ok(f"{self.clock():{TIME_FORMAT}}")
         if command == "STM":
             try:
                 wanted = datetime.strptime(payload, TIME_FORMAT)
@@ -153,8 +226,8 @@ class SimulatedRecorder:
             used = sum(p.stat().st_size for p in self.volume.rglob("*") if p.is_file())
             return ok(f"free={max(s.capacity - used, 0)}", f"total={s.capacity}")
         if command == "LOG":
-            return ok(*(f"{e.at.strftime(TIME_FORMAT)},{e.kind}" + (f",{e.detail}" if e.detail
-                        else "") for e in s.events))
+            return "|".join(["OK", *(e if isinstance(e, str) else log_entry(e)
+                                     for e in s.events)])
         if command == "MSC":
             if self.on_mass_storage:
                 self.on_mass_storage()
@@ -168,8 +241,20 @@ class SimulatedRecorder:
         return err("UNKNOWN", f"no command {command}")
 
 
+def encode_field(text: str) -> str:
+    """``% | ; # = @`` and control characters as %XX (of their UTF-8 bytes: all ASCII)."""
+    return _RESERVED.sub(lambda m: quote(m.group(), safe=""), text)
+
+
+def log_entry(event: LogEntry) -> str:
+    text = f"{event.at:{TIME_FORMAT}},{event.kind}" + (f",{event.detail}" if event.detail else "")
+    return encode_field(text)
+
+
 def ok(*fields: str) -> str:
-    return "|".join(["OK", *(encode_field(f) for f in fields)])
+    """``OK`` and the fields; in a ``key=value`` field the key and the value are encoded apart."""
+    return "|".join(["OK", *("=".join(encode_field(p) for p in f.split("=", 1))
+                             for f in fields)])
 
 
 def err(code: str, message: str) -> str:

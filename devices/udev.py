@@ -26,16 +26,18 @@ def face_of(props: dict[str, str], models: list[ModelIds]) -> RecorderInfo | Non
     """The recorder face a udev device is, or None (pure: takes udev properties)."""
     if props.get("ID_BUS") != "usb":
         return None
-    model = match_model(models, props.get("ID_VENDOR_ID"), props.get("ID_MODEL_ID"))
+    subsystem = props.get("SUBSYSTEM")
+    storage = subsystem == "block" and props.get("ID_FS_USAGE") == "filesystem"
+    model = match_model(models, props.get("ID_VENDOR_ID"), props.get("ID_MODEL_ID"),
+                        storage=storage)
     if model is None:
         return None
     serial = props.get("ID_SERIAL_SHORT") or props.get("ID_SERIAL") or props.get("DEVPATH", "")
     common: dict[str, Any] = dict(usb_serial=serial, vendor=props["ID_VENDOR_ID"].lower(),
                                   product=props["ID_MODEL_ID"].lower(), model=model)
-    subsystem = props.get("SUBSYSTEM")
     if subsystem == "tty":
         return RecorderInfo(**common, tty=props.get("DEVNAME"))
-    if subsystem == "block" and props.get("ID_FS_USAGE") == "filesystem":
+    if storage:
         return RecorderInfo(**common, block_device=props.get("DEVNAME"),
                             fs_type=props.get("ID_FS_TYPE"))
     return None

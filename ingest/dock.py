@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -11,7 +10,6 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from devices.volume import SkippedEntry, SourceEntry, SourceFile
-from ingest.rules import LoggedEvent
 from storage.catalog import Catalog
 from storage.keys import StationKey
 from storage.models import Explanation, now_utc
@@ -30,8 +28,9 @@ class DockInterrupted(Exception):
 
 
 class Progress(Protocol):
-    """Told how a run goes; advance() may raise DockInterrupted to stop the run."""
+    """Told how a run goes; check() and advance() may raise DockInterrupted to stop it."""
 
+    def check(self) -> None: ...
     def begin(self, files: int, total_bytes: int) -> None: ...
     def file_started(self, path: str, size: int) -> None: ...
     def advance(self, nbytes: int) -> None: ...
@@ -39,6 +38,9 @@ class Progress(Protocol):
 
 
 class NoProgress:
+    def check(self) -> None:
+        return None
+
     def begin(self, files: int, total_bytes: int) -> None:
         return None
 
@@ -60,6 +62,8 @@ class IngestOptions:
     block_size: int = 1 << 20
     hash_thread: bool = True
     verify_reread: bool = True
+    future_hours: float = 24.0  # a recording time further ahead than this is implausible
+    past_days: float = 3650.0  # ... and so is one further back than this
 
 
 @dataclass
@@ -74,24 +78,9 @@ class IngestContext:
     options: IngestOptions = field(default_factory=IngestOptions)
     clock: Callable[[], datetime] = now_utc
 
-
-@dataclass(frozen=True)
-class DockFacts:
-    """What a recorder said about itself at this dock, and what the registry knows."""
-
-    usb_serial: str | None = None
-    model: str | None = None
-    clock_drift_s: float | None = None  # recorder minus station, measured before setting
-    clock_set: bool = False
-    battery_pct: int | None = None
-    storage_free: int | None = None
-    storage_total: int | None = None
-    events: tuple[LoggedEvent, ...] = ()
-    registry: str = "registered"  # registered, unregistered, retired, unknown
-
-    def log_json(self) -> str:
-        return json.dumps([{"at": e.at.isoformat(), "kind": e.kind, "detail": e.detail}
-                           for e in self.events], ensure_ascii=False)
+    def close(self) -> None:
+        self.vault.close()
+        self.catalog.close()
 
 
 @dataclass
@@ -113,8 +102,13 @@ class Summary:
     explanations: list[Explanation] = field(default_factory=list)
     bytes_stored: int = 0
     unrecorded: list[str] = field(default_factory=list)  # explanations the catalog refused
-    recorder: dict[str, Any] = field(default_factory=dict)  # the DockFacts of this dock
+    recorder: dict[str, Any] = field(default_factory=dict)  # what the recorder said
     device: str | None = None  # the dock's device number, when it has one
+    interrupted: bool = False
+    error: str | None = None  # why the dock ended early, if it did
+    files_stored: int = 0  # recording rows of this session, counted in the catalog
+    cleared: str | None = None  # the clearing outcome, or why there was none
+
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -122,8 +116,8 @@ class Summary:
     @property
     def failed(self) -> bool:
         problems = {"failed", "quarantined"}
-        return any(o.status in problems for o in self.outcomes) or bool(self.unrecorded) or any(
-            e.rule == "R3" for e in self.explanations)
+        return self.error is not None or any(o.status in problems for o in self.outcomes) or (
+            bool(self.unrecorded)) or any(e.rule == "R3" for e in self.explanations)
 
     def to_dict(self) -> dict[str, Any]:
         counts = Counter(o.status for o in self.outcomes)
@@ -131,6 +125,8 @@ class Summary:
             "session": self.session_id, "source": self.source,
             "started_at": self.started_at, "finished_at": self.finished_at,
             "files": dict(sorted(counts.items())), "bytes_stored": self.bytes_stored,
+            "files_stored": self.files_stored, "interrupted": self.interrupted,
+            "error": self.error, "cleared": self.cleared,
             "outcomes": [o.__dict__ for o in self.outcomes],
             "explanations": [
                 {"id": e.id, "kind": e.kind, "rule": e.rule, "source_path": e.source_path,

@@ -31,10 +31,22 @@ KINDS: dict[str, tuple[str, str]] = {
     "unregistered_device": ("R13", "a recorder that is not in the registry was docked"),
     "retired_device": ("R13", "a retired recorder was docked"),
     "identity_unknown": ("R6", "the device or officer number is unknown"),
-    "identity_conflict": ("R6", "the file name names another device than the dock"),
+    "identity_conflict": ("R6", "the recorder, its file names, the registry or the operator "
+                                "disagree on the device or officer"),
+    "recorder_step_failed": ("R13", "a step of the recorder conversation failed or answered "
+                                    "oddly; that fact is unknown for this dock"),
+    "copy_adopted": ("R3", "a verified copy left by an interrupted dock was recorded at the "
+                           "next start"),
+    "unfinished_copy_removed": ("R3", "unfinished copies left by an interrupted dock were "
+                                      "removed at the next start"),
+    "unknown_model": ("R13", "a recorder of no configured model was docked by its layout"),
+    "implausible_time": ("R15", "a recording's time is implausibly far in the future or past"),
+    "clear_failed": ("R3", "clearing the recorder failed or its outcome is unknown"),
 }
 
-LEFT_ON_DEVICE = "nothing stored; the file stays on the recorder and is retried at the next dock"
+# What evidock knows about a file it did not store: it did not clear it, nothing more.
+NOT_CLEARED = ("evidock did not clear this file from the recorder; if it is still there, "
+               "the next dock copies it")
 
 
 def rule_of(kind: str) -> str:

@@ -15,12 +15,20 @@ UNKNOWN = "UNKNOWN"
 
 @dataclass(frozen=True)
 class Identity:
-    """Who and what a dock says it is, when the volume's names do not say."""
+    """Who and what a dock is: the recorder's own word, and what others say.
 
-    device: str | None = None
+    The device is the one the recorder names (its identity reply), else the file
+    name's, else the registry's or operator's (``given_*``). The officer is the
+    file name's, else the recorder's, else the given one. What differs from the
+    given values is explained (identity_conflict), never silently rewritten.
+    """
+
+    device: str | None = None  # what the recorder says (GID)
     officer: str | None = None
     officer_name: str | None = None
     unit: str | None = None  # unit number and name
+    given_device: str | None = None  # the registry's, a drop folder's or --device
+    given_officer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,10 +40,7 @@ class PlannedFile:
     start_from: str  # "filename" or "mtime"
     important: bool
     name_device: str | None  # what the file name says, when it says anything
-
-    @property
-    def identity_conflict(self) -> bool:
-        return self.name_device is not None and self.name_device != self.device
+    name_officer: str | None
 
 
 @dataclass(frozen=True)
@@ -56,15 +61,31 @@ def plan_file(entry: SourceEntry, identity: Identity, patterns: Sequence[re.Patt
     else:
         start, start_from = datetime.fromtimestamp(entry.mtime_ns / 1e9, UTC), "mtime"
     name_device = info.device if info else None
+    name_officer = info.officer if info else None
     return PlannedFile(
         entry=entry,
-        device=identity.device or name_device or UNKNOWN,
-        officer=identity.officer or (info.officer if info else None) or UNKNOWN,
+        device=identity.device or name_device or identity.given_device or UNKNOWN,
+        officer=name_officer or identity.officer or identity.given_officer or UNKNOWN,
         start=start,
         start_from=start_from,
         important=bool(info and info.important),
         name_device=name_device,
+        name_officer=name_officer,
     )
+
+
+_DCF_FOLDER = re.compile(r"(?i)^(dcim|[0-9]{3}[a-z0-9_]{5})$")  # DCIM, 100MEDIA, 101_PANA
+
+
+def looks_like_recorder(entries: Iterable[SourceEntry],
+                        patterns: Sequence[re.Pattern[str]]) -> bool:
+    """A DCIM-style tree holding at least one file named the way recorders name theirs."""
+    for e in entries:
+        folders = e.path.split("/")[:-1]
+        if any(_DCF_FOLDER.match(f) for f in folders) and parse_name(
+                e.name, patterns, None) is not None:
+            return True
+    return False
 
 
 def make_plan(entries: Iterable[SourceEntry], identity: Identity,

@@ -37,6 +37,15 @@ class MediaInfo:
     streams: tuple[StreamInfo, ...] = field(default_factory=tuple)
 
     @property
+    def damage(self) -> str | None:
+        """What is wrong with readable media, or None."""
+        cut = self.truncated_streams
+        if not cut:
+            return None
+        return "only " + ", ".join(f"{s.kind} {s.packets_read} of {s.frames_declared} packets"
+                                   for s in cut) + " could be read"
+
+    @property
     def truncated_streams(self) -> list[StreamInfo]:
         return [s for s in self.streams
                 if s.frames_declared and s.packets_read is not None
@@ -52,6 +61,10 @@ class MediaInfo:
 
 class ProbeFailed(Exception):
     """ffprobe could not read the file as media; the message is ffprobe's own."""
+
+    def __init__(self, message: str, kind: str = "media_unreadable"):
+        super().__init__(message)
+        self.kind = kind  # media_unreadable, or media_mismatch (not the media its name says)
 
 
 def _int(value: Any) -> int | None:
@@ -94,7 +107,7 @@ def parse_probe(data: dict[str, Any]) -> MediaInfo:
     )
 
 
-def probe(path: Path) -> MediaInfo:
+def probe(path: Path, *, name: str | None = None) -> MediaInfo:
     """Probe ``path``; raise ProbeFailed with ffprobe's message if it is not readable media."""
     try:
         data = ffmpeg.probe(str(path), v="error", count_packets=None, timeout=PROBE_TIMEOUT_S)

@@ -2,7 +2,10 @@
 
 Finds files that are missing, altered (digest or size differ), unexpected (in
 the vault but in no record), rows whose signature no longer matches (edited),
-broken links in the event chain, and unfinished temporary files.
+broken links in the event chain. What a crashed process left (temporary files,
+copies noted as pending, open sessions) is reported as waiting for repair: the
+next writing start repairs it (ingest/recovery.py); it is not a fault of the
+store.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class VerifyReport:
     events: int = 0
     sessions: int = 0
     problems: list[Problem] = field(default_factory=list)
+    repairs: list[Problem] = field(default_factory=list)  # left by a crash; the next start
 
     @property
     def ok(self) -> bool:
@@ -80,13 +84,26 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
 
     accounted = {PurePosixPath(r.vault_path) for r in rows}
     accounted |= {PurePosixPath(e.vault_path) for e in catalog.explanations() if e.vault_path}
+    pending = {PurePosixPath(p.vault_path): p for p in catalog.pending()}
     for rel in vault.stored_files():
-        if rel not in accounted:
+        if rel in pending:
+            report.repairs.append(Problem("pending_copy", str(rel),
+                                          "a verified copy whose record a stopped dock did not "
+                                          "write; the next start records it"))
+        elif rel not in accounted:
             problems.append(Problem("unexpected_file", str(rel),
                                     "in the vault but in no recording or explanation"))
-    for tmp in vault.leftover_temporaries():
-        problems.append(Problem("unfinished_file", str(tmp),
-                                "an interrupted copy; it holds no recorded evidence"))
+    for owner in vault.owners():
+        if vault.owner_alive(owner):
+            continue  # a dock running now
+        for tmp in vault.leftovers_of(owner):
+            report.repairs.append(Problem("unfinished_file", str(tmp),
+                                          "an interrupted copy, no evidence; the next start "
+                                          "removes it"))
+    for tmp in vault.legacy_temporaries():
+        report.repairs.append(Problem("unfinished_file", str(tmp),
+                                      "an interrupted copy, no evidence; the next start "
+                                      "removes it"))
 
     recorded = {str(r.id): r for r in rows}
     prev = GENESIS
@@ -107,7 +124,11 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
     for dock in catalog.sessions():
         report.sessions += 1
         if dock.summary_json is None or dock.signature is None:
-            continue  # a session still running, or cut off before its summary
+            if dock.owner is None or not vault.owner_alive(dock.owner):
+                report.repairs.append(Problem("open_session", f"session {dock.session_id}",
+                                              "its process stopped before closing it; the "
+                                              "next start closes it with an account"))
+            continue  # a session still running
         key = keys.get(dock.key_id or "")
         if key is None or not key.verify(dock.signature, dock.summary_json.encode("ascii")):
             problems.append(Problem("bad_session_signature", f"session {dock.session_id}",

@@ -24,11 +24,14 @@ from sqlmodel import Session, col, create_engine, select
 from storage.canonical import canonical_json
 from storage.errors import CatalogError, NotFound
 from storage.models import (
+    Clearing,
     Device,
     DockSession,
     Event,
     Explanation,
+    LoggedDeviceEvent,
     Officer,
+    PendingCopy,
     Recording,
     Station,
     now_utc,
@@ -43,9 +46,14 @@ def event_hash(prev_hash: str, at: datetime, kind: str, subject: str, payload: s
     return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, synchronous=FULL and BEGIN IMMEDIATE."""
-    if url.startswith("sqlite:///"):
+def make_engine(url: str, *, write: bool = True) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and synchronous=FULL.
+
+    On SQLite a write engine begins every transaction with BEGIN IMMEDIATE (the write
+    lock up front, so two writers never race on the chain head); a read engine uses
+    plain deferred transactions, which WAL lets run beside a writer without blocking it.
+    """
+    if url.startswith("sqlite:///") and write:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url)
@@ -65,8 +73,7 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            # Take the write lock up front so two writers never race on the chain head.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
 
@@ -91,36 +98,49 @@ class LogFilter:
     late: bool | None = None
     state: str | None = None
     case: str | None = None
+    session: str | None = None
 
 
 class Catalog:
-    def __init__(self, engine: Engine):
+    """Queries and writes; ``engine`` reads (never blocking a dock), ``writer`` writes."""
+
+    def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine
+        self.writer = writer or engine
 
     @classmethod
     def open(cls, url: str) -> Catalog:
-        engine = make_engine(url)
-        migrate(engine)
-        return cls(engine)
+        writer = make_engine(url)
+        migrate(writer)
+        return cls(make_engine(url, write=False), writer)
 
     def close(self) -> None:
         self.engine.dispose()
+        self.writer.dispose()
 
-    # Writes ------------------------------------------------------------------
-
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
+    # Transactions ------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self, what: str) -> Iterator[Session]:
+    def reading(self) -> Iterator[Session]:
+        """A read-only session; database errors become CatalogError."""
+        try:
+            with Session(self.engine, expire_on_commit=False) as db:
+                yield db
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog: cannot read: {exc}") from exc
+
+    @contextmanager
+    def transaction(self, what: str) -> Iterator[Session]:
         """One write transaction; database errors become CatalogError naming ``what``."""
         try:
-            with self._session() as db, db.begin():
+            with Session(self.writer, expire_on_commit=False) as db, db.begin():
                 yield db
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
 
-    def _append_event(self, db: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
+    def append_event(self, db: Session, kind: str, subject: str,
+                     payload: dict[str, Any]) -> None:
+        """Append to the hash chain inside the caller's write transaction."""
         last = db.exec(select(Event.hash).order_by(col(Event.id).desc()).limit(1)).first()
         prev = last or GENESIS
         at = now_utc()
@@ -130,74 +150,140 @@ class Catalog:
                   hash=event_hash(prev, at, kind, subject, text))
         )
 
+    # Writes ------------------------------------------------------------------
+
     def ensure_station(self, station: Station) -> None:
-        with self._session() as db:
+        with self.reading() as db:
             known = db.get(Station, station.station_id)
         if known is not None and (known.key_id, known.agency) == (station.key_id, station.agency):
             return
         if known is not None:
             station.first_seen = known.first_seen
-        with self._transaction(f"register station {station.station_id}") as db:
+        with self.transaction(f"register station {station.station_id}") as db:
             db.merge(station)
-            self._append_event(db, "station", station.station_id,
-                               {"agency": station.agency, "key_id": station.key_id})
+            self.append_event(db, "station", station.station_id,
+                              {"agency": station.agency, "key_id": station.key_id})
 
     def start_session(self, dock: DockSession) -> None:
-        with self._transaction(f"open dock session {dock.session_id}") as db:
+        with self.transaction(f"open dock session {dock.session_id}") as db:
             db.add(dock)
-            self._append_event(db, "session-start", dock.session_id,
-                               {"source": dock.source, "device": dock.device_no})
+            self.append_event(db, "session-start", dock.session_id,
+                              {"source": dock.source, "usb_serial": dock.usb_serial,
+                               "model": dock.model, "owner": dock.owner})
+
+    def session_facts(self, session_id: str, **facts: Any) -> None:
+        """Record what a recorder said, as soon as it said it."""
+        with self.transaction(f"record facts of dock session {session_id}") as db:
+            dock = db.get(DockSession, session_id)
+            if dock is None:
+                raise NotFound(f"no dock session {session_id}")
+            for key, value in facts.items():
+                setattr(dock, key, value)
+            db.add(dock)
+            self.append_event(db, "session-facts", session_id, facts)
 
     def finish_session(self, dock: DockSession) -> None:
-        with self._transaction(f"close dock session {dock.session_id}") as db:
+        with self.transaction(f"close dock session {dock.session_id}") as db:
             db.merge(dock)
-            self._append_event(db, "session-end", dock.session_id,
-                               {"summary": dock.summary_json, "signature": dock.signature})
+            self.append_event(db, "session-end", dock.session_id,
+                              {"summary": dock.summary_json, "signature": dock.signature})
 
-    def add_recording(self, rec: Recording, device: Device, officer: Officer) -> Recording:
-        """Insert a verified recording, its device and officer, and its event, atomically."""
-        with self._transaction(f"record {rec.vault_path}") as db:
+    def add_pending(self, pending: PendingCopy) -> PendingCopy:
+        """Note a verified copy about to be linked into the vault (see PendingCopy)."""
+        with self.transaction(f"note the copy for {pending.vault_path}") as db:
+            db.add(pending)
+        return pending
+
+    def drop_pending(self, pending_id: int) -> None:
+        with self.transaction("forget an unfinished copy") as db:
+            found = db.get(PendingCopy, pending_id)
+            if found is not None:
+                db.delete(found)
+
+    def add_recording(self, rec: Recording, device: Device, officer: Officer,
+                      pending_id: int | None = None) -> Recording:
+        """Insert a verified recording, its device and officer, and its event, atomically.
+
+        ``pending_id`` names the PendingCopy this row completes; it goes in the same
+        transaction, so the copy is either pending or recorded, never both or neither.
+        """
+        with self.transaction(f"record {rec.vault_path}") as db:
             known = db.get(Device, device.device_no)
             if known is None:
                 db.add(device)
             else:  # keep what the registry says; only note that it was seen
-                known.last_seen = device.last_seen
+                known.last_seen = max(known.last_seen, device.last_seen)
                 known.model = known.model or device.model
                 known.usb_serial = known.usb_serial or device.usb_serial
                 db.add(known)
             if db.get(Officer, officer.officer_no) is None:
                 db.add(officer)
+            if pending_id is not None and (found := db.get(PendingCopy, pending_id)):
+                db.delete(found)
             db.add(rec)
             db.flush()
-            self._append_event(db, "recording", str(rec.id), {
+            self.append_event(db, "recording", str(rec.id), {
                 "sha256": rec.sha256, "signature": rec.signature, "vault_path": rec.vault_path,
+                "source_path": rec.source_path, "session": rec.session_id,
             })
         return rec
 
     def log(self, kind: str, subject: str, payload: dict[str, Any]) -> None:
-        """An event with no row of its own (a recorder cleared, say)."""
-        with self._transaction(f"log {kind} {subject}") as db:
-            self._append_event(db, kind, subject, payload)
+        """An event with no row of its own."""
+        with self.transaction(f"log {kind} {subject}") as db:
+            self.append_event(db, kind, subject, payload)
 
-    def add_explanation(self, exp: Explanation) -> Explanation:
-        with self._transaction(f"record an explanation ({exp.kind})") as db:
+    def add_explanation(self, exp: Explanation,
+                        device_events: Sequence[LoggedDeviceEvent] = ()) -> Explanation:
+        """Record an explanation, and the device-log entries it accounts for (once each)."""
+        with self.transaction(f"record an explanation ({exp.kind})") as db:
             db.add(exp)
             db.flush()
-            self._append_event(db, "explanation", str(exp.id), {
+            for logged in device_events:
+                logged.explanation_id = exp.id
+                db.add(logged)
+            self.append_event(db, "explanation", str(exp.id), {
                 "kind": exp.kind, "source_path": exp.source_path, "error": exp.error,
+                "action": exp.action, "session": exp.session_id,
             })
         return exp
+
+    def remember_device_events(self, events: Sequence[LoggedDeviceEvent]) -> None:
+        """Keep device-log entries that need no explanation, so later docks know them."""
+        with self.transaction("record device-log entries") as db:
+            for logged in events:
+                db.add(logged)
+
+    def clearing_intent(self, clearing: Clearing) -> Clearing:
+        with self.transaction(f"record the intent to clear ({clearing.session_id})") as db:
+            db.add(clearing)
+            db.flush()
+            self.append_event(db, "clear-intent", str(clearing.id), {
+                "session": clearing.session_id, "device": clearing.device_no,
+                "files": clearing.files_json})
+        return clearing
+
+    def clearing_outcome(self, clearing_id: int, outcome: str, detail: str,
+                         at: datetime) -> None:
+        with self.transaction(f"record the outcome of clearing {clearing_id}") as db:
+            found = db.get(Clearing, clearing_id)
+            if found is None:
+                raise NotFound(f"no clearing {clearing_id}")
+            found.outcome, found.detail, found.outcome_at = outcome, detail, at
+            db.add(found)
+            self.append_event(db, "clear-outcome", str(clearing_id),
+                              {"outcome": outcome, "detail": detail})
 
     def annotate(self, rec_id: int, *, by: str, **values: str | None) -> Recording:
         """Set case, party or category: catalog data only, the file is never touched."""
         changes = {k: v for k, v in values.items() if v is not None}
-        with self._transaction(f"annotate recording {rec_id}") as db:
+        with self.transaction(f"annotate recording {rec_id}") as db:
             rec = db.get(Recording, rec_id)
             if rec is None:
                 raise NotFound(f"no recording with id {rec_id}")
             for key, value in changes.items():
                 setattr(rec, key, value)
-            self._append_event(db, "annotate", str(rec_id), {"by": by, **changes})
+            self.append_event(db, "annotate", str(rec_id), {"by": by, **changes})
         return rec
 
     # Reads -------------------------------------------------------------------
@@ -208,7 +294,7 @@ class Catalog:
                        Recording.source_mtime_ns)
         if device_no is not None:
             query = query.where(Recording.device_no == device_no)
-        with self._session() as db:
+        with self.reading() as db:
             return {tuple(row) for row in db.exec(query)}  # type: ignore[misc]
 
     def recording_for(self, device_no: str | None, source_path: str) -> Recording | None:
@@ -216,15 +302,19 @@ class Catalog:
         query = select(Recording).where(Recording.source_path == source_path)
         if device_no is not None:
             query = query.where(Recording.device_no == device_no)
-        with self._session() as db:
+        with self.reading() as db:
             return db.exec(query.order_by(col(Recording.id).desc()).limit(1)).first()
 
-    def by_digest(self, sha256: str) -> Recording | None:
-        with self._session() as db:
-            return db.exec(select(Recording).where(Recording.sha256 == sha256).limit(1)).first()
+    def by_digest(self, sha256: str, state: str | None = None) -> Recording | None:
+        """The first recording of these bytes (in ``state``, if given)."""
+        query = select(Recording).where(Recording.sha256 == sha256)
+        if state is not None:
+            query = query.where(Recording.state == state)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(Recording.id)).limit(1)).first()
 
     def recording(self, rec_id: int) -> Recording:
-        with self._session() as db:
+        with self.reading() as db:
             rec = db.get(Recording, rec_id)
         if rec is None:
             raise NotFound(f"no recording with id {rec_id}")
@@ -236,7 +326,7 @@ class Catalog:
         for column, value in (
             (Recording.device_no, flt.device), (Recording.officer_no, flt.officer),
             (Recording.late, flt.late), (Recording.state, flt.state),
-            (Recording.case_no, flt.case),
+            (Recording.case_no, flt.case), (Recording.session_id, flt.session),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -244,8 +334,50 @@ class Catalog:
             query = query.where(col(Recording.recording_start) >= flt.since)
         if flt.until is not None:
             query = query.where(col(Recording.recording_start) < flt.until)
-        with self._session() as db:
+        with self.reading() as db:
             return db.exec(query.order_by(col(Recording.recording_start), col(Recording.id))).all()
+
+    def recording_covering(self, device_no: str, moment: datetime) -> Recording | None:
+        """The recording of this device whose span holds ``moment``, if any."""
+        query = select(Recording).where(
+            Recording.device_no == device_no, col(Recording.recording_start) <= moment,
+            col(Recording.recording_end) >= moment)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(Recording.recording_start).desc())
+                           .limit(1)).first()
+
+    def vault_path_taken(self, vault_path: str) -> bool:
+        """Whether a recording, an explanation or a pending copy names this vault path."""
+        with self.reading() as db:
+            return any(db.exec(select(func.count()).select_from(table).where(column == vault_path))
+                       .one() for table, column in ((Recording, Recording.vault_path),
+                                                    (PendingCopy, PendingCopy.vault_path),
+                                                    (Explanation, Explanation.vault_path)))
+
+    def known_device_events(self, device_no: str) -> set[tuple[datetime, str, str]]:
+        query = select(LoggedDeviceEvent.at, LoggedDeviceEvent.kind, LoggedDeviceEvent.detail
+                       ).where(LoggedDeviceEvent.device_no == device_no)
+        with self.reading() as db:
+            return {(at, kind, detail) for at, kind, detail in db.exec(query)}
+
+    def pending(self, owner: str | None = None) -> Sequence[PendingCopy]:
+        query = select(PendingCopy)
+        if owner is not None:
+            query = query.where(PendingCopy.owner == owner)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(PendingCopy.id))).all()
+
+    def open_sessions(self) -> Sequence[DockSession]:
+        with self.reading() as db:
+            return db.exec(select(DockSession).where(col(DockSession.finished_at).is_(None))
+                           .order_by(col(DockSession.started_at))).all()
+
+    def clearings(self, session_id: str | None = None) -> Sequence[Clearing]:
+        query = select(Clearing)
+        if session_id is not None:
+            query = query.where(Clearing.session_id == session_id)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(Clearing.id))).all()
 
     def explanations(self, *, recording_id: int | None = None,
                      session_id: str | None = None) -> Sequence[Explanation]:
@@ -254,20 +386,27 @@ class Catalog:
             query = query.where(Explanation.recording_id == recording_id)
         if session_id is not None:
             query = query.where(Explanation.session_id == session_id)
-        with self._session() as db:
+        with self.reading() as db:
             return db.exec(query.order_by(col(Explanation.id))).all()
 
     def sessions(self) -> Sequence[DockSession]:
-        with self._session() as db:
+        with self.reading() as db:
             return db.exec(select(DockSession).order_by(col(DockSession.started_at))).all()
 
+    def session(self, session_id: str) -> DockSession | None:
+        with self.reading() as db:
+            return db.get(DockSession, session_id)
+
     def events(self) -> Iterator[Event]:
-        with self._session() as db:
+        with self.reading() as db:
             yield from db.exec(select(Event).order_by(col(Event.id)))
 
-    def count_recordings(self) -> int:
-        with self._session() as db:
-            return int(db.exec(select(func.count()).select_from(Recording)).one())
+    def count_recordings(self, session_id: str | None = None) -> int:
+        query = select(func.count()).select_from(Recording)
+        if session_id is not None:
+            query = query.where(Recording.session_id == session_id)
+        with self.reading() as db:
+            return int(db.exec(query).one())
 
 
 def payload_of(ev: Event) -> dict[str, Any]:

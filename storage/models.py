@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, Column, Index
+from sqlalchemy import BigInteger, Column, Index, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
+
+M = TypeVar("M", bound=SQLModel)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -95,7 +98,11 @@ class DockSession(SQLModel, table=True):
     storage_free: int | None = Field(default=None, sa_type=BigInteger)
     storage_total: int | None = Field(default=None, sa_type=BigInteger)
     device_log: str | None = None  # the recorder's event log, JSON
+    firmware: str | None = None  # what VER answered
     interrupted: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    # The process that ran the dock (storage.vault.Vault.owner): recovery closes the
+    # sessions of processes that died with them open.
+    owner: str | None = Field(default=None, index=True)
 
 
 class Recording(SQLModel, table=True):
@@ -131,7 +138,8 @@ class Recording(SQLModel, table=True):
     ingested_at: datetime = utc_field(index=True)
     deadline: datetime = utc_field()
     late: bool = False
-    vault_path: str = Field(unique=True)
+    # Identical bytes under several names share one vault file: one row per name.
+    vault_path: str = Field(index=True)
     state: str = "stored"  # "stored" or "quarantined"
 
 
@@ -165,3 +173,64 @@ class Event(SQLModel, table=True):
     payload: str
     prev_hash: str
     hash: str = Field(unique=True)
+
+
+class PendingCopy(SQLModel, table=True):
+    """A verified copy about to be linked into the vault, and the row it will get.
+
+    Written before the link and removed with the recording's insert, so a crash
+    in between leaves enough to adopt the copy (or remove it) at the next start.
+    """
+
+    __tablename__ = "pending_copy"
+    id: int | None = Field(default=None, primary_key=True)
+    owner: str = Field(index=True)
+    session_id: str
+    tmp_path: str  # relative to the vault root
+    vault_path: str
+    row_json: str  # the signed Recording, ready to insert
+    created_at: datetime = utc_field()
+
+
+class Clearing(SQLModel, table=True):
+    """Clearing a recorder: the intent is committed before the command, the outcome after."""
+
+    __tablename__ = "clearing"
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: str = Field(index=True)
+    device_no: str | None = None
+    intent_at: datetime = utc_field()
+    files_json: str  # [{"path", "sha256", "recording"}] verified in the vault before asking
+    outcome: str | None = None  # cleared, refused, unknown; None while the command runs
+    outcome_at: datetime | None = utc_field(nullable=True)
+    detail: str | None = None
+
+
+class LoggedDeviceEvent(SQLModel, table=True):
+    """An entry of a recorder's own event log, kept once however often it is read."""
+
+    __tablename__ = "device_event"
+    __table_args__ = (UniqueConstraint("device_no", "at", "kind", "detail",
+                                       name="uq_device_event"),)
+    id: int | None = Field(default=None, primary_key=True)
+    device_no: str
+    at: datetime = utc_field()
+    kind: str
+    detail: str
+    session_id: str  # the dock that first read it
+    explanation_id: int | None = None
+
+
+def row_json(row: SQLModel) -> str:
+    """A row as JSON (times as ISO 8601), to be rebuilt by ``row_from_json``."""
+    return row.model_dump_json()
+
+
+def row_from_json(cls: type[M], text: str) -> M:
+    """Rebuild a row written by ``row_json``: ISO times become aware datetimes again."""
+    data: dict[str, Any] = json.loads(text)
+    for column in cls.__table__.columns:  # type: ignore[attr-defined]
+        value = data.get(column.name)
+        if isinstance(column.type, UTCDateTime) and isinstance(value, str):
+            data[column.name] = datetime.fromisoformat(value)
+    return cls(**data)

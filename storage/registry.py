@@ -21,7 +21,7 @@ class Registry:
     def register(self, device_no: str, *, usb_serial: str | None, model: str | None,
                  officer_no: str | None, by: str) -> Device:
         now = now_utc()
-        with self.catalog._transaction(f"register device {device_no}") as db:
+        with self.catalog.transaction(f"register device {device_no}") as db:
             if usb_serial:
                 other = db.exec(select(Device).where(Device.usb_serial == usb_serial,
                                                      Device.device_no != device_no)).first()
@@ -37,13 +37,13 @@ class Registry:
             device.officer_no = officer_no or device.officer_no
             device.registered_at = device.registered_at or now
             db.add(device)
-            self.catalog._append_event(db, "device-register", device_no, {
+            self.catalog.append_event(db, "device-register", device_no, {
                 "by": by, "usb_serial": device.usb_serial, "model": device.model,
                 "officer": device.officer_no})
         return device
 
     def assign(self, device_no: str, officer_no: str, *, by: str) -> Device:
-        with self.catalog._transaction(f"assign device {device_no}") as db:
+        with self.catalog.transaction(f"assign device {device_no}") as db:
             device = db.get(Device, device_no)
             if device is None:
                 raise NotFound(f"no device {device_no}; register it first")
@@ -51,35 +51,35 @@ class Registry:
                 raise NotFound(f"no officer {officer_no}; add the officer first")
             device.officer_no = officer_no
             db.add(device)
-            self.catalog._append_event(db, "device-assign", device_no,
+            self.catalog.append_event(db, "device-assign", device_no,
                                        {"by": by, "officer": officer_no})
         return device
 
     def retire(self, device_no: str, *, by: str, reason: str) -> Device:
-        with self.catalog._transaction(f"retire device {device_no}") as db:
+        with self.catalog.transaction(f"retire device {device_no}") as db:
             device = db.get(Device, device_no)
             if device is None:
                 raise NotFound(f"no device {device_no}")
             device.status, device.retired_at = "retired", now_utc()
             db.add(device)
-            self.catalog._append_event(db, "device-retire", device_no,
+            self.catalog.append_event(db, "device-retire", device_no,
                                        {"by": by, "reason": reason})
         return device
 
     def add_officer(self, officer: Officer, *, by: str) -> Officer:
-        with self.catalog._transaction(f"add officer {officer.officer_no}") as db:
+        with self.catalog.transaction(f"add officer {officer.officer_no}") as db:
             db.merge(officer)
-            self.catalog._append_event(db, "officer", officer.officer_no, {
+            self.catalog.append_event(db, "officer", officer.officer_no, {
                 "by": by, "name": officer.name, "unit_no": officer.unit_no,
                 "unit_name": officer.unit_name})
         return officer
 
     def devices(self) -> Sequence[Device]:
-        with self.catalog._session() as db:
+        with self.catalog.reading() as db:
             return db.exec(select(Device).order_by(col(Device.device_no))).all()
 
     def get(self, device_no: str) -> Device | None:
-        with self.catalog._session() as db:
+        with self.catalog.reading() as db:
             return db.get(Device, device_no)
 
     def device(self, device_no: str) -> Device:
@@ -89,14 +89,14 @@ class Registry:
         return found
 
     def by_usb_serial(self, usb_serial: str) -> Device | None:
-        with self.catalog._session() as db:
+        with self.catalog.reading() as db:
             return db.exec(select(Device).where(Device.usb_serial == usb_serial)
                            .order_by(col(Device.status))).first()
 
     def officer(self, officer_no: str) -> Officer | None:
-        with self.catalog._session() as db:
+        with self.catalog.reading() as db:
             return db.get(Officer, officer_no)
 
     def officers(self) -> Sequence[Officer]:
-        with self.catalog._session() as db:
+        with self.catalog.reading() as db:
             return db.exec(select(Officer).order_by(col(Officer.officer_no))).all()

@@ -4,20 +4,26 @@ Layout under the root::
 
     files/<agency>/<device>/<YYYY-MM-DD>/<device>_<officer>_<start UTC>_<original stem>.<ext>
     quarantine/<same relative path>     copies that failed a check, kept for review
+    .work/<owner>/lock                  held (flock) by the process writing as <owner>
+    .work/<owner>/.tmp-<random>         that process's copies in progress
 
-A file is written to a hidden temporary file in its destination folder, fsynced,
-made read-only, linked to its final name (``link`` fails rather than overwrite),
-and the folder is fsynced. Nothing in the vault is ever rewritten.
+A file is written to a temporary file in its writer's work folder, fsynced, made
+read-only, read back, then linked to its final name (``link`` fails rather than
+overwrite) and the folder is fsynced. Nothing in the vault is ever rewritten.
+A work folder whose lock nobody holds belongs to a process that died: recovery
+(ingest/recovery.py) finishes or removes what it left.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -29,7 +35,9 @@ log = logging.getLogger(__name__)
 
 FILES = "files"
 QUARANTINE = "quarantine"
+WORK = ".work"
 _TMP_PREFIX = ".tmp-"
+_LOCK = "lock"
 _READ_BLOCK = 1 << 20
 
 
@@ -102,6 +110,8 @@ class Vault:
         self.root = root
         self.fsync_every = fsync_every
         self.ops: FileOps = ops or OsFileOps()
+        self._owner: str | None = None
+        self._owner_fd: int | None = None
 
     def path(self, rel: PurePosixPath | str) -> Path:
         rel = PurePosixPath(rel)
@@ -123,34 +133,174 @@ class Vault:
         except OSError as exc:
             raise _vault_error("create folder", folder, exc) from exc
 
-    def writer(self, rel: PurePosixPath) -> VaultWriter:
-        """Open a temporary file beside ``rel``; commit() gives it its final name."""
-        final = self.path(rel)
-        self._make_dirs(final.parent)
-        tmp = final.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise _vault_error("create a file in", final.parent, exc) from exc
-        return VaultWriter(self, rel, tmp, fd)
+    # Owners: one per writing process ----------------------------------------
 
-    def _link_no_replace(self, tmp: Path, rel: PurePosixPath) -> PurePosixPath:
-        """Give ``tmp`` the name ``rel``, or ``name~2``, ``~3``... if taken; never replace."""
+    @property
+    def owner(self) -> str:
+        """This process's owner id, claimed on first use: a work folder and its held lock."""
+        if self._owner is None:
+            self._claim()
+        assert self._owner is not None
+        return self._owner
+
+    def _claim(self) -> None:
+        work = self.root / WORK
+        self._make_dirs(work)
+        owner = uuid.uuid4().hex
+        staging = work / f".{owner}"  # renamed into place only once locked: never seen unlocked
+        try:
+            staging.mkdir(mode=0o700)
+            fd = os.open(staging / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            staging.rename(work / owner)
+            _fsync_dir(work)
+        except OSError as exc:
+            raise _vault_error("claim a work folder in", work, exc) from exc
+        self._owner, self._owner_fd = owner, fd
+
+    def close(self) -> None:
+        """Give up this process's work folder: removed if empty, and its lock released."""
+        if self._owner is None or self._owner_fd is None:
+            return
+        folder = self.root / WORK / self._owner
+        try:
+            if not self.leftovers_of(self._owner):
+                (folder / _LOCK).unlink(missing_ok=True)
+                folder.rmdir()
+        except (OSError, VaultError) as exc:
+            log.warning("work folder %s stays for the next start to remove: %s", folder, exc)
+        finally:
+            os.close(self._owner_fd)
+            self._owner, self._owner_fd = None, None
+
+    def owners(self) -> list[str]:
+        """Every owner with a work folder, alive or not."""
+        try:
+            return sorted(e.name for e in os.scandir(self.root / WORK)
+                          if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _vault_error("list", self.root / WORK, exc) from exc
+
+    def owner_alive(self, owner: str) -> bool:
+        """Whether a process holds ``owner``'s lock now (ours counts as alive)."""
+        if owner == self._owner:
+            return True
+        try:
+            fd = os.open(self.root / WORK / owner / _LOCK, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _vault_error("open the lock of", owner, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the lock if we took it
+        return False
+
+    def leftovers_of(self, owner: str) -> list[PurePosixPath]:
+        """The temporary copies in a work folder, relative to the vault root."""
+        folder = self.root / WORK / owner
+        try:
+            names = sorted(p.name for p in folder.iterdir() if p.name.startswith(_TMP_PREFIX))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise _vault_error("list", folder, exc) from exc
+        return [PurePosixPath(WORK, owner, name) for name in names]
+
+    def _temporary(self, rel: PurePosixPath) -> Path:
+        if rel.is_absolute() or ".." in rel.parts or not rel.name.startswith(_TMP_PREFIX):
+            raise VaultError(f"vault: {rel} is not a temporary copy")
+        return self.root.joinpath(*rel.parts)
+
+    def remove_leftover(self, rel: PurePosixPath) -> None:
+        """Remove a temporary copy (in a work folder, or left in an area by old versions)."""
+        try:
+            self._temporary(rel).unlink(missing_ok=True)
+        except OSError as exc:
+            raise _vault_error("remove", rel, exc) from exc
+
+    def size_of(self, rel: PurePosixPath) -> int:
+        """Size of a temporary copy; 0 if it is gone."""
+        try:
+            return self._temporary(rel).lstat().st_size
+        except FileNotFoundError:
+            return 0
+        except OSError as exc:
+            raise _vault_error("inspect", rel, exc) from exc
+
+    def digest_temporary(self, rel: PurePosixPath) -> tuple[str, int]:
+        return self._digest(self._temporary(rel), rel)
+
+    def unlink(self, rel: PurePosixPath) -> None:
+        """Remove a name in an area (recovery only, once the file has another name)."""
+        path = self.path(rel)
+        try:
+            path.unlink()
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise _vault_error("remove", rel, exc) from exc
+
+    def retire_owner(self, owner: str) -> None:
+        """Remove a dead owner's work folder once nothing is left in it."""
+        if self.owner_alive(owner):
+            raise VaultError(f"vault: owner {owner} is alive")
+        folder = self.root / WORK / owner
+        try:
+            (folder / _LOCK).unlink(missing_ok=True)
+            folder.rmdir()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _vault_error("remove", folder, exc) from exc
+
+    # Writing -----------------------------------------------------------------
+
+    def writer(self, rel: PurePosixPath) -> VaultWriter:
+        """Open a temporary file in this process's work folder; place() names it ``rel``."""
+        self.path(rel)  # refuses what is not a vault path
+        folder = self.root / WORK / self.owner
+        name = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                         0o600)
+        except OSError as exc:
+            raise _vault_error("create a file in", folder, exc) from exc
+        return VaultWriter(self, rel, PurePosixPath(WORK, self.owner, name), fd)
+
+    def free_name(self, rel: PurePosixPath, taken: Callable[[str], bool]) -> PurePosixPath:
+        """``rel``, or ``name~2``, ``~3``...: the first with no file and not ``taken``."""
         base, ext = rel.stem, rel.suffix
         for n in range(1, 10_000):
             candidate = rel if n == 1 else rel.with_name(f"{base}~{n}{ext}")
-            try:
-                os.link(tmp, self.path(candidate))
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise _vault_error("link", candidate, exc) from exc
-            return candidate
+            if not os.path.lexists(self.path(candidate)) and not taken(str(candidate)):
+                return candidate
         raise VaultError(f"vault: no free name for {rel}")
+
+    def link(self, source: Path, rel: PurePosixPath) -> None:
+        """Give ``source`` the name ``rel`` durably; VaultError(EEXIST) if it is taken."""
+        final = self.path(rel)
+        self._make_dirs(final.parent)
+        try:
+            os.link(source, final)
+        except OSError as exc:
+            raise _vault_error("link", rel, exc) from exc
+        try:
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            raise _vault_error("sync folder of", rel, exc) from exc
+
+    # Reading -----------------------------------------------------------------
 
     def digest(self, rel: PurePosixPath | str) -> tuple[str, int]:
         """SHA-256 and size of a stored file, read from the disk rather than the cache."""
-        path = self.path(rel)
+        return self._digest(self.path(rel), rel)
+
+    def _digest(self, path: Path, rel: PurePosixPath | str) -> tuple[str, int]:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
@@ -168,24 +318,8 @@ class Vault:
         finally:
             os.close(fd)
 
-    def quarantine(self, rel: PurePosixPath) -> PurePosixPath:
-        """Move a stored file into the quarantine area (same name, never replacing)."""
-        if rel.parts[0] != FILES:
-            raise VaultError(f"vault: {rel} is not in {FILES}/")
-        target = PurePosixPath(QUARANTINE, *rel.parts[1:])
-        source = self.path(rel)
-        self._make_dirs(self.path(target).parent)
-        placed = self._link_no_replace(source, target)
-        try:
-            source.unlink()
-            _fsync_dir(source.parent)
-            _fsync_dir(self.path(placed).parent)
-        except OSError as exc:
-            raise _vault_error("move to quarantine", rel, exc) from exc
-        return placed
-
     def stored_files(self) -> Iterator[PurePosixPath]:
-        """Every file in the vault except unfinished temporary files."""
+        """Every file in the vault's areas except unfinished temporary files."""
         for area in (FILES, QUARANTINE):
             top = self.root / area
             for folder, _dirs, names in os.walk(top):
@@ -193,26 +327,39 @@ class Vault:
                     if not name.startswith(_TMP_PREFIX):
                         yield PurePosixPath(Path(folder, name).relative_to(self.root).as_posix())
 
-    def leftover_temporaries(self) -> Iterator[Path]:
-        for folder, _dirs, names in os.walk(self.root):
-            for name in names:
-                if name.startswith(_TMP_PREFIX):
-                    yield Path(folder, name)
+    def temporaries(self) -> Iterator[PurePosixPath]:
+        """Every temporary copy: in every work folder, and any left in the areas."""
+        for owner in self.owners():
+            yield from self.leftovers_of(owner)
+        yield from self.legacy_temporaries()
+
+    def legacy_temporaries(self) -> Iterator[PurePosixPath]:
+        """Temporary files left in the areas by versions that wrote them beside the target."""
+        for area in (FILES, QUARANTINE):
+            for folder, _dirs, names in os.walk(self.root / area):
+                for name in names:
+                    if name.startswith(_TMP_PREFIX):
+                        yield PurePosixPath(Path(folder, name).relative_to(self.root).as_posix())
 
 
 class VaultWriter:
-    """A file being written into the vault; commit() or discard() exactly once."""
+    """A file being written into the vault: write(), seal(), readback(), then place() or
+    discard(). Until placed it is a temporary file in the writer's work folder."""
 
-    def __init__(self, vault: Vault, rel: PurePosixPath, tmp: Path, fd: int):
+    def __init__(self, vault: Vault, rel: PurePosixPath, tmp: PurePosixPath, fd: int):
         self.vault = vault
         self.rel = rel
-        self.tmp = tmp
+        self.tmp = tmp  # relative to the vault root
         self.fd: int | None = fd
         self.written = 0
         self._since_sync = 0
 
+    @property
+    def tmp_file(self) -> Path:
+        return self.vault.root.joinpath(*self.tmp.parts)
+
     def write(self, data: bytes | memoryview) -> None:
-        assert self.fd is not None, "write after commit or discard"
+        assert self.fd is not None, "write after seal or discard"
         view = memoryview(data)
         try:
             while view:
@@ -226,10 +373,10 @@ class VaultWriter:
         except OSError as exc:
             raise _vault_error("write", self.rel, exc) from exc
 
-    def commit(self) -> PurePosixPath:
-        """Make the file durable and read-only under its final name; returns that name."""
+    def seal(self) -> None:
+        """Make the temporary file durable and read-only."""
         fd = self.fd
-        assert fd is not None, "commit after commit or discard"
+        assert fd is not None, "seal after seal or discard"
         try:
             self.vault.ops.fsync(fd)
             os.fchmod(fd, 0o444)
@@ -238,15 +385,16 @@ class VaultWriter:
         finally:
             os.close(fd)
             self.fd = None
-        try:
-            final = self.vault._link_no_replace(self.tmp, self.rel)
-        finally:
-            self._remove_tmp()
-        try:
-            _fsync_dir(self.vault.path(final).parent)
-        except OSError as exc:
-            raise _vault_error("sync folder of", final, exc) from exc
-        return final
+
+    def readback(self) -> tuple[str, int]:
+        """SHA-256 and size of the sealed copy, read from the disk."""
+        return self.vault._digest(self.tmp_file, self.rel)
+
+    def place(self, rel: PurePosixPath) -> None:
+        """Link the sealed copy to ``rel`` (VaultError EEXIST if taken), then drop the
+        temporary name."""
+        self.vault.link(self.tmp_file, rel)
+        self._remove_tmp()
 
     def discard(self) -> None:
         if self.fd is not None:
@@ -256,8 +404,12 @@ class VaultWriter:
 
     def _remove_tmp(self) -> None:
         try:
-            self.tmp.unlink(missing_ok=True)
+            self.tmp_file.unlink(missing_ok=True)
         except OSError as exc:
-            # Called on the way out of a failure: keep that failure, and leave the
-            # temporary file for `evidock verify` to report.
+            # Called on the way out of a failure: keep that failure; recovery removes the
+            # temporary file when this process is gone.
             log.warning("could not remove unfinished vault file %s: %s", self.tmp, exc)
+
+
+def is_taken(exc: VaultError) -> bool:
+    return exc.errno == errno.EEXIST

@@ -15,7 +15,10 @@ import pytest
 from agent.settings import Settings, load_settings
 from agent.station import open_station
 from devices.media import ShiftPlan, make_clip, record_shift, recorder_name
-from ingest.dock import IngestContext
+from devices.source import FolderSource
+from ingest.dock import IngestContext, Progress, Summary, Volume
+from ingest.pipeline import Dock
+from ingest.plan import Identity
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # The shift in the shared template volume ends here; tests' clocks sit just after it.
@@ -101,7 +104,7 @@ def station(settings: Settings, clock: Clock) -> Iterator[IngestContext]:
     ctx = open_station(settings)
     ctx.clock = clock
     yield ctx
-    ctx.catalog.close()
+    ctx.close()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -113,3 +116,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def long_mode(request: pytest.FixtureRequest) -> bool:
     """True under --long: proof suites run their full counts instead of the CI short mode."""
     return bool(request.config.getoption("--long"))
+
+
+def run_dock(station: IngestContext, volume: Volume, given: Identity | None = None,
+             progress: Progress | None = None) -> Summary:
+    """Dock a folder the way `evidock ingest` does (no command port)."""
+    return Dock(station, FolderSource(volume), given=given, progress=progress).run()

@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from devices.media import ShiftPlan, record_shift
-from devices.simbus import SimulatedDock
+from devices.simbus import POLL_S, SimulatedDock
 from devices.simulator import SimIdentity, SimState, SimulatedRecorder
+from storage.catalog import Catalog
 from tests.conftest import ZONE
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
@@ -110,8 +111,15 @@ def test_two_recorders_at_once_then_sigterm(daemon: DaemonProcess, recent_volume
         "SIM-A", "SIM-B"}
     rows = evidock_json("log")
     assert {r["device"] for r in rows} == {"ZFY0001", "ZFY0002"} and len(rows) == 9
-    assert all(r["officer_name"] == "张伟" for r in rows)
-    assert a.recorder.commands[:8] == ["ATH", "GID", "GTM", "STM", "BAT", "STO", "LOG", "MSC"]
+    # The recorder's identity names officer 100231 (张伟); the second recorder's files name
+    # 100232: the file names win, the registry has no name for 100232, and the
+    # disagreement is explained rather than silently rewritten.
+    assert {(r["officer"], r["officer_name"]) for r in rows} == {("100231", "张伟"),
+                                                                 ("100232", None)}
+    [conflict] = [e for e in evidock_json("explanations", "--kind", "identity_conflict")]
+    assert "officer 100232" in conflict["error"] and "100231" in conflict["error"]
+    assert a.recorder.commands[:9] == ["ATH", "VER", "GID", "GTM", "STM", "BAT", "STO", "LOG",
+                                       "MSC"]
     assert daemon.stop() == 0
     assert daemon.status()["state"] == "stopped"  # type: ignore[index]
     stopped = subprocess.run([EVIDOCK, "status"], capture_output=True, text=True, check=False)
@@ -140,7 +148,9 @@ def test_a_recorder_pulled_mid_copy_is_explained_and_resumed_next_dock(
     session = entry(status, "SIM-P")["session"]
     [why] = evidock_json("explanations", "--session", session, "--kind", "dock_interrupted")
     assert why["source_path"].endswith(big.name) and "removed" in why["error"]
-    assert "stay on the recorder" in why["action"]
+    stored = len(evidock_json("log"))
+    assert "was discarded" in why["action"] and "stay on the recorder" not in why["action"]
+    assert f"the catalog holds {stored} recording(s) stored by this dock" in why["action"]
 
     again = recorder(bus, recent_volume, "SIM-P", "ZFY0001").plug()
     status = daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-P" for r in s["recent"]) == 2,
@@ -203,15 +213,27 @@ def test_clearing_after_ingest_happens_only_when_everything_is_verified(
     first = recorder(bus, recent_volume, "SIM-C", "ZFY0001").plug()
     daemon.wait(done("SIM-C"), "dock")
     first.unplug()
-    assert "CLR" in first.recorder.commands
+    assert "CLR" not in first.recorder.commands  # a damaged (quarantined) file: never cleared
+    [damaged] = [r["source_path"] for r in evidock_json("log") if r["state"] == "quarantined"]
+    (recent_volume / damaged).unlink()  # the truncated clip: the custodian deals with it
+    time.sleep(4 * POLL_S)  # the bus sees the recorder gone before it is plugged again
+    again = recorder(bus, recent_volume, "SIM-C", "ZFY0001").plug()
+    daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-C" for r in s["recent"]) == 2, "dock")
+    again.unplug()
+    summaries = [json.loads(d.summary_json or "{}").get("cleared") for d in Catalog.open(
+        evidock_json("config", "show")["catalog_url"]).sessions()]
+    assert "CLR" in again.recorder.commands, summaries
     assert not [p for p in recent_volume.rglob("*") if p.is_file()]
     assert len(evidock_json("log")) == 6
+    catalog = Catalog.open(evidock_json("config", "show")["catalog_url"])
+    [clearing] = catalog.clearings()
+    assert clearing.outcome == "cleared" and len(json.loads(clearing.files_json)) == 5
     # A recorder with a file that cannot be stored is not cleared.
     (recent_volume / "pipe").mkdir()
     os.mkfifo(recent_volume / "pipe" / "clip.MP4")
     (recent_volume / "new.MP4").write_bytes(b"fresh evidence")
     second = recorder(bus, recent_volume, "SIM-C", "ZFY0001").plug()
-    daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-C" for r in s["recent"]) == 2, "dock")
+    daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-C" for r in s["recent"]) == 3, "dock")
     second.unplug()
     assert "CLR" not in second.recorder.commands
     assert (recent_volume / "new.MP4").exists()
@@ -228,7 +250,8 @@ def test_a_recorder_with_the_wrong_password_is_explained_not_ingested(
     assert entry(status, "SIM-W")["state"] == "failed"
     assert "wrong password" in entry(status, "SIM-W")["error"]
     [why] = evidock_json("explanations", "--kind", "dock_failed")
-    assert "SIM-W" in why["error"] and "stays on the recorder" in why["action"]
+    assert "SIM-W" in why["error"] and "holds 0 recording(s)" in why["action"]
+    assert "did not clear the recorder" in why["action"]
     assert evidock_json("log") == []
     assert dock.recorder.commands == ["ATH"]
 

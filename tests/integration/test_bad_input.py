@@ -13,8 +13,8 @@ import pytest
 from devices.errors import SourceError, VolumeError
 from devices.volume import FolderVolume, SourceEntry, SourceFile
 from ingest.dock import IngestContext, NoProgress, Summary
-from ingest.session import DockRun
 from ingest.verify import verify_store
+from tests.conftest import run_dock
 
 GBK_NAME = "执法记录.MP4".encode("gbk")
 
@@ -26,7 +26,7 @@ def vault_is_contained(station: IngestContext) -> None:
             path = Path(folder, name)
             assert not path.is_symlink()
             assert path.resolve().is_relative_to(root)
-    assert not list(station.vault.leftover_temporaries())
+    assert not list(station.vault.temporaries())
 
 
 def test_hostile_names_links_and_special_files(station: IngestContext, tmp_path: Path,
@@ -43,7 +43,7 @@ def test_hostile_names_links_and_special_files(station: IngestContext, tmp_path:
     (root / "etc-dir").symlink_to("/etc", target_is_directory=True)
     (root / "loop").symlink_to("loop")
     os.mkfifo(root / "pipe.MP4")
-    summary = DockRun(station, FolderVolume(root)).run()
+    summary = run_dock(station, FolderVolume(root))
 
     rows = station.catalog.recordings()
     assert len(rows) == len(hostile)
@@ -69,7 +69,7 @@ def test_device_nodes_are_skipped_and_explained(station: IngestContext, tmp_path
     root = tmp_path / "vol"
     root.mkdir()
     os.mknod(root / "zero", 0o600 | stat.S_IFCHR, os.makedev(1, 5))  # /dev/zero: endless
-    summary = DockRun(station, FolderVolume(root)).run()
+    summary = run_dock(station, FolderVolume(root))
     assert [(e.kind, e.error) for e in summary.explanations] == [
         ("special_file", "character device")]
     assert station.catalog.count_recordings() == 0
@@ -103,31 +103,41 @@ def first_clip(volume: Path) -> Path:
 
 
 def only_problem(summary: Summary) -> tuple[str, str]:
-    [exp] = [e for e in summary.explanations if e.kind != "media_truncated"]
+    [exp] = [e for e in summary.explanations
+             if e.kind not in ("media_truncated", "unregistered_device")]
     return exp.kind, exp.action
 
 
-def test_a_file_growing_during_the_copy_is_not_stored_and_comes_next_time(
+def test_a_file_growing_during_the_copy_is_kept_aside_and_copied_again_next_time(
         station: IngestContext, volume: Path) -> None:
     clip = first_clip(volume)
     grow = Hook(on_first_block=lambda: clip.open("ab").write(b"more"))
-    summary = DockRun(small_blocks(station), FolderVolume(volume), progress=grow).run()
+    summary = run_dock(small_blocks(station), FolderVolume(volume), progress=grow)
     kind, action = only_problem(summary)
-    assert kind == "source_changed" and "stays on the recorder" in action
-    assert clip.name not in {r.source_path.rsplit("/", 1)[-1]
-                             for r in station.catalog.recordings()}
-    assert not list(station.vault.leftover_temporaries())
-    again = DockRun(station, FolderVolume(volume)).run()
-    assert again.count("stored") == 1 and station.catalog.count_recordings() == 6
+    assert kind == "source_changed" and "kept in quarantine" in action
+    assert "stays on the recorder" not in action
+    [kept] = [r for r in station.catalog.recordings() if r.source_path.endswith(clip.name)]
+    assert kept.state == "quarantined" and kept.size == clip.stat().st_size  # what was read
+    assert not list(station.vault.temporaries())
+    again = run_dock(station, FolderVolume(volume))
+    assert again.count("stored") == 1 and station.catalog.count_recordings() == 7
 
 
 def test_a_file_deleted_during_the_copy_is_explained(station: IngestContext, volume: Path
                                                      ) -> None:
     clip = first_clip(volume)
-    summary = DockRun(small_blocks(station), FolderVolume(volume),
-                      progress=Hook(on_first_block=clip.unlink)).run()
+    original = hashlib.sha256(clip.read_bytes()).hexdigest()
+    summary = run_dock(small_blocks(station), FolderVolume(volume),
+                       progress=Hook(on_first_block=clip.unlink))
     assert only_problem(summary)[0] == "source_vanished"
-    assert station.catalog.count_recordings() == 5
+    # The whole file was read before it vanished: that copy is the only one left, so it
+    # is kept (quarantined) with an explanation, not thrown away.
+    assert station.catalog.count_recordings() == 6
+    [kept] = [r for r in station.catalog.recordings() if r.state == "quarantined"
+              and r.source_path.endswith(clip.name)]
+    assert kept.sha256 == original and kept.vault_path.startswith("quarantine/")
+    [exp] = [e for e in summary.explanations if e.kind == "source_vanished"]
+    assert "stays on the recorder" not in exp.action and exp.recording_id == kept.id
 
 
 def test_a_file_gone_or_swapped_for_a_link_before_its_turn(station: IngestContext,
@@ -139,8 +149,9 @@ def test_a_file_gone_or_swapped_for_a_link_before_its_turn(station: IngestContex
         clips[1].unlink()
         clips[1].symlink_to("/etc/passwd")
 
-    summary = DockRun(station, FolderVolume(volume), progress=Hook(on_begin=meddle)).run()
-    kinds = sorted(e.kind for e in summary.explanations if e.kind != "media_truncated")
+    summary = run_dock(station, FolderVolume(volume), progress=Hook(on_begin=meddle))
+    kinds = sorted(e.kind for e in summary.explanations
+                   if e.kind not in ("media_truncated", "unregistered_device"))
     assert kinds == ["source_changed", "source_vanished"]
     assert station.catalog.count_recordings() == 4
 
@@ -164,7 +175,7 @@ class FailingVolume(FolderVolume):
 def test_an_unreadable_source_file_does_not_stop_the_rest(station: IngestContext,
                                                           volume: Path) -> None:
     bad = first_clip(volume).name
-    summary = DockRun(station, FailingVolume(volume, bad)).run()
+    summary = run_dock(station, FailingVolume(volume, bad))
     assert only_problem(summary)[0] == "unreadable_source"
     assert summary.failed and station.catalog.count_recordings() == 5
     keys = {station.key.key_id: station.key.public}

@@ -14,10 +14,9 @@ from agent.settings import Settings
 from agent.station import open_station
 from devices.volume import FolderVolume
 from ingest.dock import IngestContext
-from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.vault import OsFileOps
-from tests.conftest import Clock
+from tests.conftest import Clock, run_dock
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="mounting a tmpfs needs root; CI runs as root")
@@ -52,18 +51,19 @@ def keys(ctx: IngestContext) -> dict[str, object]:
 def test_a_full_vault_leaves_files_on_the_recorder_with_explanations(
         settings: Settings, clock: Clock, volume: Path, small_vault: Path) -> None:
     ctx = station_on(settings, small_vault, clock)
-    summary = DockRun(ctx, FolderVolume(volume)).run()
+    summary = run_dock(ctx, FolderVolume(volume))
     full = [e for e in summary.explanations if e.kind == "vault_full"]
     stored = ctx.catalog.count_recordings()
     assert full and stored >= 1 and stored + len(full) == 6
-    assert all("No space left" in e.error and "stays on the recorder" in e.action for e in full)
+    assert all("No space left" in e.error and "did not clear this file" in e.action
+               and "stays on the recorder" not in e.action for e in full)
     assert summary.failed
-    assert not list(ctx.vault.leftover_temporaries())
+    assert not list(ctx.vault.temporaries())
     assert verify_store(ctx.catalog, ctx.vault, keys(ctx)).ok  # type: ignore[arg-type]
     # Space is added; the next dock stores exactly what is missing.
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_vault)], check=True)
     clock.advance(minutes=10)
-    again = DockRun(ctx, FolderVolume(volume)).run()
+    again = run_dock(ctx, FolderVolume(volume))
     assert again.count("stored") + again.count("quarantined") == len(full)
     assert ctx.catalog.count_recordings() == 6
 
@@ -75,11 +75,15 @@ def test_a_read_only_vault_stores_nothing_and_says_so(
     ctx = station_on(settings, small_vault, clock)
     (small_vault / "files").mkdir()
     subprocess.run(["mount", "-o", "remount,ro,size=64m", str(small_vault)], check=True)
-    summary = DockRun(ctx, FolderVolume(volume)).run()
-    assert [e.kind for e in summary.explanations] == ["vault_read_only"] * 6
+    summary = run_dock(ctx, FolderVolume(volume))
+    [why] = [e for e in summary.explanations if e.rule == "R3"]
+    assert why.kind == "vault_read_only" and "Read-only file system" in why.error
+    assert "the catalog holds 0 recording(s) stored by this dock" in why.action
     assert ctx.catalog.count_recordings() == 0
+    [dock] = ctx.catalog.sessions()
+    assert dock.finished_at is not None and dock.files_stored == 0
     subprocess.run(["mount", "-o", "remount,rw", str(small_vault)], check=True)
-    assert DockRun(ctx, FolderVolume(volume)).run().count("stored") == 5
+    assert run_dock(ctx, FolderVolume(volume)).count("stored") == 5
 
 
 class FaultyOps(OsFileOps):
@@ -108,29 +112,30 @@ class FaultyOps(OsFileOps):
 def test_an_io_error_writing_one_file_does_not_stop_the_others(
         station: IngestContext, volume: Path) -> None:
     station.vault.ops = FaultyOps(fail_write=3)
-    summary = DockRun(station, FolderVolume(volume)).run()
+    summary = run_dock(station, FolderVolume(volume))
     [eio] = [e for e in summary.explanations if e.kind == "vault_io_error"]
     assert "Input/output error" in eio.error
     assert station.catalog.count_recordings() == 5
-    assert not list(station.vault.leftover_temporaries())
+    assert not list(station.vault.temporaries())
 
 
-def test_a_bad_copy_is_quarantined_and_copied_again(station: IngestContext,
-                                                    volume: Path) -> None:
+def test_a_bad_copy_is_discarded_and_copied_again(station: IngestContext,
+                                                  volume: Path) -> None:
     station.vault.ops = FaultyOps(corrupt_attempts=1)
-    summary = DockRun(station, FolderVolume(volume)).run()
+    summary = run_dock(station, FolderVolume(volume))
     [bad] = [e for e in summary.explanations if e.kind == "digest_mismatch"]
-    assert "copying again" in bad.action and bad.vault_path.startswith("quarantine/")
+    assert "copying again" in bad.action and bad.vault_path is None
     assert station.catalog.count_recordings() == 6
+    assert not list(station.vault.temporaries())
     assert verify_store(station.catalog, station.vault, keys(station)).ok  # type: ignore[arg-type]
 
 
 def test_a_copy_bad_twice_is_left_on_the_recorder(station: IngestContext, volume: Path) -> None:
     station.vault.ops = FaultyOps(corrupt_attempts=2)
-    summary = DockRun(station, FolderVolume(volume)).run()
+    summary = run_dock(station, FolderVolume(volume))
     bad = [e for e in summary.explanations if e.kind == "digest_mismatch"]
-    assert len(bad) == 2 and "stays on the recorder" in bad[1].action
+    assert len(bad) == 2 and "did not clear this file" in bad[1].action
     assert station.catalog.count_recordings() == 5
     quarantined = [p for p in station.vault.stored_files() if p.parts[0] == "quarantine"]
-    assert len(quarantined) == 3  # two bad copies and the truncated clip
+    assert len(quarantined) == 1  # the truncated clip; bad copies are never kept as evidence
     assert verify_store(station.catalog, station.vault, keys(station)).ok  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sqlite3
 import stat
@@ -22,14 +23,14 @@ from devices.volume import FolderVolume
 from ingest.dock import IngestContext
 from ingest.plan import Identity
 from ingest.record import IngestRecord
-from ingest.session import DockRun
 from ingest.verify import verify_store
 from storage.catalog import Catalog, LogFilter, make_engine
-from tests.conftest import SHIFT_END, Clock
+from storage.registry import Registry
+from tests.conftest import SHIFT_END, Clock, run_dock
 
 
 def dock(station: IngestContext, root: Path, identity: Identity | None = None):  # type: ignore[no-untyped-def]
-    return DockRun(station, FolderVolume(root), identity).run()
+    return run_dock(station, FolderVolume(root), identity)
 
 
 def test_every_file_is_stored_signed_and_catalogued(station: IngestContext, volume: Path
@@ -52,7 +53,7 @@ def test_every_file_is_stored_signed_and_catalogued(station: IngestContext, volu
     assert stat.S_IMODE(stored.stat().st_mode) == 0o444
     assert station.key.public.verify(clip.signature, IngestRecord.from_row(clip).canonical())
     kinds = {e.kind for e in station.catalog.explanations()}
-    assert kinds == {"media_truncated"}
+    assert kinds == {"media_truncated", "unregistered_device"}  # R13: not in the registry
     assert verify_store(station.catalog, station.vault, {station.key.key_id: station.key.public}
                         ).ok
 
@@ -69,16 +70,29 @@ def test_docking_again_copies_only_what_is_new(station: IngestContext, volume: P
     assert station.catalog.count_recordings() == 7
 
 
-def test_the_same_bytes_under_another_name_are_not_stored_twice(
+def test_the_same_bytes_under_other_names_are_each_recorded_and_stored_once(
         station: IngestContext, volume: Path) -> None:
     dock(station, volume)
     original = next((volume / "DCIM/100MEDIA").glob("*_160000.MP4"))
+    twin = volume / "DCIM/100MEDIA" / "DSJ_ZFY0001_100231_20261120_170000.MP4"
+    shutil.copy(original, twin)
     shutil.copy(original, volume / "copy-of-clip.mp4")
     summary = dock(station, volume)
-    [dup] = [o for o in summary.outcomes if o.status == "duplicate"]
-    assert dup.path == "copy-of-clip.mp4" and dup.recording_id is not None
-    assert station.catalog.count_recordings() == 6
-    assert not list(station.vault.leftover_temporaries())
+    first = station.catalog.recording_for("ZFY0001", "DCIM/100MEDIA/" + original.name)
+    assert first is not None
+    rows = [r for r in station.catalog.recordings() if r.sha256 == first.sha256]
+    # Each name keeps its own row, source path and times; the vault keeps one file.
+    assert sorted(r.source_path for r in rows) == sorted(
+        ["DCIM/100MEDIA/" + original.name, "DCIM/100MEDIA/" + twin.name, "copy-of-clip.mp4"])
+    assert {r.vault_path for r in rows} == {first.vault_path}
+    by_path = {r.source_path: r for r in rows}
+    assert by_path["DCIM/100MEDIA/" + twin.name].recording_start.isoformat() == (
+        "2026-11-20T09:00:00+00:00")
+    assert summary.count("stored") == 2 and station.catalog.count_recordings() == 8
+    assert len(list(station.vault.stored_files())) == 6
+    assert not list(station.vault.temporaries())
+    assert verify_store(station.catalog, station.vault, {station.key.key_id: station.key.public}
+                        ).ok
 
 
 def test_late_docking_is_flagged_with_an_explanation(station: IngestContext, volume: Path,
@@ -99,10 +113,13 @@ def test_a_file_without_its_moov_box_is_quarantined_as_unreadable(
                      faststart=False)  # the moov box comes last, so half a file has none
     truncate_half(clip)
     (root / "empty.MP4").write_bytes(b"")
+    then = SHIFT_END.timestamp()  # the test's clock: file times are not implausible
+    for f in root.iterdir():
+        os.utime(f, (then, then))
     summary = dock(station, root)
     assert summary.failed
     assert sorted(e.kind for e in summary.explanations) == [
-        "empty_file", "identity_unknown", "media_unreadable"]
+        "empty_file", "identity_unknown", "media_unreadable", "unregistered_device"]
     assert {r.state for r in station.catalog.recordings()} == {"quarantined"}
     assert all(r.vault_path.startswith("quarantine/") for r in station.catalog.recordings())
 
@@ -112,10 +129,21 @@ def test_identity_for_unnamed_files_comes_from_the_dock(station: IngestContext,
     root = tmp_path / "cctv"
     root.mkdir()
     shutil.copy(one_clip, root / "export 1.mp4")
-    summary = dock(station, root, Identity(device="CCTV-3", officer="200001"))
+    Registry(station.catalog).register("CCTV-3", usb_serial=None, model=None, officer_no=None,
+                                      by="custodian")
+    summary = dock(station, root, Identity(given_device="CCTV-3", given_officer="200001"))
     [row] = station.catalog.recordings()
     assert (row.device_no, row.officer_no, row.start_from) == ("CCTV-3", "200001", "metadata")
     assert not summary.failed and not summary.explanations
+
+
+def test_given_values_never_rewrite_what_the_names_say(station: IngestContext,
+                                                       volume: Path) -> None:
+    summary = dock(station, volume, Identity(given_device="ZFY0001", given_officer="100999"))
+    assert {r.officer_no for r in station.catalog.recordings()} == {"100231"}
+    [conflict] = [e for e in summary.explanations if e.kind == "identity_conflict"]
+    assert "officer 100231" in conflict.error and "100999" in conflict.error
+    assert "6 file(s)" in conflict.error
 
 
 def test_the_catalog_is_sqlite_in_wal_with_full_sync_and_matches_its_migrations(

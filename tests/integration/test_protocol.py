@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.errors import RecorderError
+from devices.errors import LinkLost
 from devices.protocol import (
     AuthError,
     DeviceEvent,
@@ -55,8 +55,10 @@ def test_the_whole_conversation(sim: SimulatedRecorder) -> None:
     assert c.battery() == 64
     store = c.storage()
     assert store.total == 1 << 30 and store.free == (1 << 30) - 1000
-    assert [(e.kind, e.detail) for e in c.events()] == [("record_start", ""),
+    log = c.events()
+    assert [(e.kind, e.detail) for e in log.events] == [("record_start", ""),
                                                           ("low_battery", "15%")]
+    assert log.rejected == ()
     c.mass_storage()
     assert c.clear() == 1 and not any(sim.volume.rglob("*.MP4"))
 
@@ -87,14 +89,15 @@ def test_silence_partial_frames_and_garbage_end_in_a_clear_error(
         assert "partial reply" in str(caught.value)
 
 
-def test_an_unplugged_recorder_is_an_error_not_a_hang(sim: SimulatedRecorder) -> None:
+def test_an_unplugged_recorder_is_link_lost_not_a_hang(sim: SimulatedRecorder) -> None:
     c = client_for(sim, timeout=0.3)
     c.authenticate("000000")
     os.close(sim._master)  # the cable is pulled
     started = time.monotonic()
-    with pytest.raises(RecorderError, match=r"unplugged|BAT"):
+    with pytest.raises(LinkLost, match=r"unplugged"):
         c.battery()
     assert time.monotonic() - started < 2
+    assert sim.commands == ["ATH"]  # a lost link is not retried
 
 
 def test_frame_reader_skips_noise_and_waits_for_the_rest() -> None:

@@ -54,10 +54,19 @@ def test_a_held_file_that_changed_size_is_copied_again() -> None:
     assert len(plan.to_copy) == 1
 
 
-def test_identity_from_the_dock_wins_and_conflicts_are_visible() -> None:
+def test_attribution_follows_the_recorder_then_names_then_the_given_values() -> None:
     e = entry("DSJ_D1_O1_20261120_090000.MP4")
     [p] = make_plan([e], Identity(device="D9"), PATTERNS, SH, set()).to_copy
-    assert (p.device, p.officer, p.identity_conflict) == ("D9", "O1", True)
+    assert (p.device, p.officer, p.name_device) == ("D9", "O1", "D1")  # the recorder's GID
+    [p] = make_plan([e], Identity(officer="O7"), PATTERNS, SH, set()).to_copy
+    assert (p.device, p.officer) == ("D1", "O1")  # the name's officer, not the GID's
+    [p] = make_plan([e], Identity(given_device="D5", given_officer="O5"), PATTERNS, SH,
+                    set()).to_copy
+    assert (p.device, p.officer) == ("D1", "O1")  # given values never rewrite the names
+    plain = entry("IMG_0001.JPG")
+    [p] = make_plan([plain], Identity(given_device="D5", given_officer="O5"), PATTERNS, SH,
+                    set()).to_copy
+    assert (p.device, p.officer) == ("D5", "O5")  # ... but fill in where nothing else says
 
 
 def test_unnamed_files_fall_back_to_mtime_and_unknown_identity() -> None:

@@ -12,7 +12,7 @@ from ingest.explain import KINDS, vault_fault_kind
 from ingest.probe import parse_probe
 from storage.errors import VaultError
 from storage.hashing import hash_stream
-from storage.vault import Vault, relative_path, safe_component
+from storage.vault import Vault, is_taken, relative_path, safe_component
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -38,22 +38,40 @@ def test_vault_paths_outside_the_areas_are_refused(tmp_path: Path) -> None:
             vault.path(bad)
 
 
-def test_commit_is_read_only_and_never_overwrites(tmp_path: Path) -> None:
+def _store(vault: Vault, rel: PurePosixPath, data: bytes) -> PurePosixPath:
+    w = vault.writer(rel)
+    w.write(data)
+    w.seal()
+    assert w.readback() == (hashlib.sha256(data).hexdigest(), len(data))
+    placed = vault.free_name(rel, lambda _name: False)
+    w.place(placed)
+    return placed
+
+
+def test_placed_copies_are_read_only_and_never_overwritten(tmp_path: Path) -> None:
     vault = Vault(tmp_path)
     rel = PurePosixPath("files/a/b/c.mp4")
-    first = vault.writer(rel)
-    first.write(b"one")
-    assert first.commit() == rel
-    second = vault.writer(rel)
-    second.write(b"two")
-    assert second.commit() == PurePosixPath("files/a/b/c~2.mp4")
+    assert _store(vault, rel, b"one") == rel
+    assert _store(vault, rel, b"two") == PurePosixPath("files/a/b/c~2.mp4")
     assert vault.path(rel).read_bytes() == b"one"
     assert stat.S_IMODE(vault.path(rel).stat().st_mode) == 0o444
     assert vault.digest(rel) == (hashlib.sha256(b"one").hexdigest(), 3)
-    assert not list(vault.leftover_temporaries())
-    moved = vault.quarantine(rel)
-    assert moved == PurePosixPath("quarantine/a/b/c.mp4")
-    assert sorted(map(str, vault.stored_files())) == ["files/a/b/c~2.mp4", str(moved)]
+    assert not list(vault.temporaries())
+    w = vault.writer(rel)
+    w.write(b"three")
+    w.seal()
+    with pytest.raises(VaultError) as taken:
+        w.place(rel)  # link() refuses an existing name: nothing is replaced
+    assert is_taken(taken.value) and vault.path(rel).read_bytes() == b"one"
+    w.discard()
+    assert sorted(map(str, vault.stored_files())) == ["files/a/b/c.mp4", "files/a/b/c~2.mp4"]
+
+
+def test_a_taken_name_in_the_catalog_is_skipped(tmp_path: Path) -> None:
+    vault = Vault(tmp_path)
+    rel = PurePosixPath("quarantine/a/x.mp4")
+    assert vault.free_name(rel, lambda name: name == str(rel)) == PurePosixPath(
+        "quarantine/a/x~2.mp4")
 
 
 def test_discard_leaves_nothing(tmp_path: Path) -> None:
@@ -61,7 +79,22 @@ def test_discard_leaves_nothing(tmp_path: Path) -> None:
     w = vault.writer(PurePosixPath("files/x/y.bin"))
     w.write(b"partial")
     w.discard()
-    assert not list(vault.stored_files()) and not list(vault.leftover_temporaries())
+    assert not list(vault.stored_files()) and not list(vault.temporaries())
+
+
+def test_a_dead_writers_work_folder_is_seen_as_dead(tmp_path: Path) -> None:
+    vault = Vault(tmp_path)
+    w = vault.writer(PurePosixPath("files/x/y.bin"))
+    w.write(b"partial")
+    owner = vault.owner
+    other = Vault(tmp_path)
+    assert other.owner_alive(owner)  # this process holds the lock
+    assert other.leftovers_of(owner) == [w.tmp]
+    vault.close()  # as if the writer died: its lock is released
+    assert not other.owner_alive(owner)
+    other.remove_leftover(w.tmp)
+    other.retire_owner(owner)
+    assert owner not in other.owners()
 
 
 @pytest.mark.parametrize("threaded", [True, False])
