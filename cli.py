@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from agent import render
@@ -26,8 +27,8 @@ from agent.demo import run_demo
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
-from agent.station import open_station, trusted_keys
-from agent.status import read_status
+from agent.station import open_station, require_store, trusted_keys
+from agent.status import NotRunning, read_status
 from agent.udev_rules import udev_rules
 from devices.source import FolderSource
 from devices.volume import FolderVolume
@@ -36,10 +37,15 @@ from ingest.pipeline import Dock
 from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
-from storage.errors import EvidockError, UsageError
+from storage.errors import EvidockError, NotFound, UsageError
+from storage.keys import load as load_key
 from storage.keys import load_or_create
+from storage.text import shown
 
 log = logging.getLogger("evidock")
+
+_MAX_ID = 2**63 - 1  # the largest id SQLite (and most databases) can hold
+_SHOW_LIMIT = 4000  # characters of one recorder-supplied text in `show` and `explanations`
 
 
 class EvidockGroup(TyperGroup):
@@ -131,7 +137,9 @@ def keys_export_public(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here")] = None,
 ) -> None:
     """Write the station's public key (PEM) for auditors and other stations."""
-    pem = load_or_create(settings_of(ctx).key_file).public.pem()
+    settings = settings_of(ctx)
+    require_store(settings, catalog=False)  # never make a key just to export it
+    pem = load_key(settings.key_file).public.pem()
     if output is None:
         sys.stdout.write(pem)
         return
@@ -197,7 +205,14 @@ def ingest(
 
 # queries ---------------------------------------------------------------------
 
-def _when(text: str | None, settings: Settings) -> datetime | None:
+def _when(text: str | None, settings: Settings, *, upper: bool) -> datetime | None:
+    """The moment ``text`` names, in UTC; a naive one is in the recorders' zone.
+
+    A moment that leaves datetime's range in UTC (0001-01-01 east of Greenwich,
+    9999-12-31 west of it) lies before or after every recording: as a lower bound
+    (``upper`` off) the far past filters nothing and the far future everything, and
+    the other way round for an upper bound.
+    """
     if text is None:
         return None
     try:
@@ -205,10 +220,16 @@ def _when(text: str | None, settings: Settings) -> datetime | None:
     except ValueError as exc:
         raise UsageError(f"{text!r} is not a date or time (use 2026-11-20 or "
                          "2026-11-20T08:30)") from exc
-    if moment.tzinfo is None:
-        zone = settings.zone
-        moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
-    return moment
+    try:
+        if moment.tzinfo is None:
+            zone = settings.zone
+            moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        far_past = moment.year < 5000
+        if far_past:
+            return datetime.min.replace(tzinfo=UTC) if upper else None
+        return None if upper else datetime.max.replace(tzinfo=UTC)
 
 
 def _log_table(rows: Sequence[dict[str, Any]]) -> Table:
@@ -216,11 +237,12 @@ def _log_table(rows: Sequence[dict[str, Any]]) -> Table:
     for column in ("id", "start (UTC)", "device", "officer", "file", "size", "sha256",
                    "deadline (UTC)", "late", "state", "case"):
         table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(str(r["id"]), r["start"][:19], r["device"], r["officer"],
-                      r["source_path"].rsplit("/", 1)[-1], f"{r['size']:,}",
-                      r["sha256"][:12], r["deadline"][:19], "LATE" if r["late"] else "",
-                      r["state"], r["case"] or "")
+    for r in rows:  # Text, not str: recorder text is escaped and never taken as rich markup
+        table.add_row(*(Text(cell) for cell in (
+            str(r["id"]), r["start"][:19], shown(r["device"]), shown(r["officer"]),
+            shown(r["source_path"].rsplit("/", 1)[-1]), f"{r['size']:,}", r["sha256"][:12],
+            r["deadline"][:19], "LATE" if r["late"] else "", r["state"],
+            shown(r["case"]) if r["case"] else "")))
     return table
 
 
@@ -240,9 +262,9 @@ def log_cmd(
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
-    flt = LogFilter(device=device, officer=officer, since=_when(since, settings),
-                    until=_when(until, settings), late=True if late else None, state=state,
-                    case=case)
+    flt = LogFilter(device=device, officer=officer, since=_when(since, settings, upper=False),
+                    until=_when(until, settings, upper=True), late=True if late else None,
+                    state=state, case=case)
     catalog = open_station(settings, create=False).catalog
     rows = [render.recording_dict(r) for r in catalog.recordings(flt)]
     if as_json:
@@ -256,14 +278,17 @@ def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One recording with its explanations."""
     catalog = open_station(settings_of(ctx), create=False).catalog
+    if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
+        raise NotFound(f"no recording with id {rec_id}")
     data = render.recording_dict(catalog.recording(rec_id))
     data["explanations"] = [render.explanation_dict(e)
                             for e in catalog.explanations(recording_id=rec_id)]
     if as_json:
         emit_json(data)
         return
-    for key, value in data.items():
-        text = json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+    for key, value in data.items():  # recorder text escaped; --json above stays exact
+        text = (render.shown_json(value) if isinstance(value, dict | list)
+                else shown(value, limit=_SHOW_LIMIT) if isinstance(value, str) else value)
         out.print(f"{key:13} {text}", highlight=False, markup=False)
 
 
@@ -281,10 +306,12 @@ def explanations(
     if as_json:
         emit_json(rows)
         return
-    for r in rows:
-        say(f"#{r['id']} {r['occurred_at'][:19]} [{r['rule']} {r['kind']}] {r['status']} "
-            f"device {r['device']} {r['source_path'] or '(recorder)'}: {r['error']}")
-        say(f"    -> {r['action']}")
+    for r in rows:  # recorder text escaped: one explanation is always these two lines
+        where = shown(r["source_path"]) if r["source_path"] else "(recorder)"
+        say(f"#{r['id']} {r['occurred_at'][:19]} [{shown(r['rule'])} {shown(r['kind'])}] "
+            f"{shown(r['status'])} device {shown(r['device'])} {where}: "
+            f"{shown(r['error'], limit=_SHOW_LIMIT)}")
+        say(f"    -> {shown(r['action'], limit=_SHOW_LIMIT)}")
 
 
 @app.command()
@@ -334,18 +361,24 @@ def daemon(
 def status(ctx: typer.Context,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Docked recorders and their live progress (from the running daemon)."""
-    data = read_status(settings_of(ctx).run_dir)
+    settings = settings_of(ctx)
+    try:
+        data = read_status(settings.run_dir)
+    except NotRunning:  # a mistyped home is named as such, not as "not running"
+        require_store(settings, key=False)  # (the key's folder may be closed to this user)
+        raise
     if as_json:
         emit_json(data)
         return
-    say(f"daemon pid {data['pid']}, station {data['station']}, since {data['started_at']}")
+    say(f"daemon pid {data['pid']}, station {shown(str(data['station']))}, "
+        f"since {shown(str(data['started_at']))}")
     for label, rows in (("docked", data["docked"]), ("recent", data["recent"][:5])):
         say(f"{label}:" if rows else f"{label}: none")
-        for r in rows:
+        for r in rows:  # serials, device numbers and errors come from recorders: escaped
             share = r["bytes_done"] / r["bytes_total"] if r["bytes_total"] else 0.0
-            say(f"  {r['usb_serial']:12} {r['device'] or '?':10} {r['state']:20} "
-                f"{r['files_done']}/{r['files_total']} files {share:6.1%}"
-                + (f"  {r['error']}" if r["error"] else ""))
+            say(f"  {shown(r['usb_serial']):12} {shown(r['device'] or '?'):10} "
+                f"{shown(r['state']):20} {r['files_done']}/{r['files_total']} files {share:6.1%}"
+                + (f"  {shown(r['error'], limit=_SHOW_LIMIT)}" if r["error"] else ""))
 
 
 @app.command("udev-rules")

@@ -6,11 +6,13 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agent.cliutil import emit_json, out, say, settings_of
 from agent.station import open_station
 from storage.models import Device, Officer
 from storage.registry import Registry
+from storage.text import shown
 
 device_app = typer.Typer(no_args_is_help=True, help="Register and maintain recorders.")
 officer_app = typer.Typer(no_args_is_help=True, help="Officers recorders are assigned to.")
@@ -19,8 +21,9 @@ By = Annotated[str, typer.Option("--by", help="who is making the change")]
 Json = Annotated[bool, typer.Option("--json")]
 
 
-def _registry(ctx: typer.Context) -> Registry:
-    return Registry(open_station(settings_of(ctx)).catalog)
+def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
+    """The registry; the listing commands pass ``create=False`` and never make a store."""
+    return Registry(open_station(settings_of(ctx), create=create).catalog)
 
 
 def device_dict(d: Device) -> dict[str, Any]:
@@ -44,7 +47,8 @@ def _table(rows: list[dict[str, Any]]) -> None:
     for column in rows[0]:
         table.add_column(column)
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
+        # Text, not str: a name holding "[red]" is shown as typed, not taken as rich markup
+        table.add_row(*(Text("" if v is None else shown(str(v))) for v in row.values()))
     out.print(table)
 
 
@@ -80,7 +84,7 @@ def retire(ctx: typer.Context, device_no: Annotated[str, typer.Argument(metavar=
 @device_app.command("list")
 def list_devices(ctx: typer.Context, as_json: Json = False) -> None:
     """Every recorder the station knows, registered or only seen."""
-    rows = [device_dict(d) for d in _registry(ctx).devices()]
+    rows = [device_dict(d) for d in _registry(ctx, create=False).devices()]
     emit_json(rows) if as_json else _table(rows)
 
 
@@ -89,12 +93,12 @@ def show_device(ctx: typer.Context,
                 device_no: Annotated[str, typer.Argument(metavar="DEVICE_NO")],
                 as_json: Json = False) -> None:
     """One recorder."""
-    row = device_dict(_registry(ctx).device(device_no))
+    row = device_dict(_registry(ctx, create=False).device(device_no))
     if as_json:
         emit_json(row)
     else:
         for key, value in row.items():
-            say(f"{key:14} {value}")
+            say(f"{key:14} {shown(value) if isinstance(value, str) else value}")
 
 
 @officer_app.command("add")
@@ -112,5 +116,5 @@ def add_officer(ctx: typer.Context,
 @officer_app.command("list")
 def list_officers(ctx: typer.Context, as_json: Json = False) -> None:
     """Every officer."""
-    rows = [officer_dict(o) for o in _registry(ctx).officers()]
+    rows = [officer_dict(o) for o in _registry(ctx, create=False).officers()]
     emit_json(rows) if as_json else _table(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -83,3 +84,24 @@ def verify_lines(report: VerifyReport) -> list[str]:
                      f"({len(report.repairs)}):")
         lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.repairs)
     return lines
+
+
+def shown_json(value: Any) -> str:
+    """``value`` as JSON for a terminal: text kept readable (Chinese as is), but every
+    invisible or control character (ANSI escapes, bidi overrides, line separators) written
+    as a ``\\uXXXX`` escape, so the text stays valid JSON and cannot act on the terminal."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return "".join(_json_escape(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+# as storage.text.shown hides them: control, format, line/paragraph separators, surrogates,
+# private use, unassigned
+_HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"

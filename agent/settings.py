@@ -7,13 +7,14 @@ when it exists. A missing default file is fine; a missing named file is an error
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -117,7 +118,9 @@ class Settings(BaseModel):
     trusted_keys: list[Path] = Field(
         default_factory=list, description="public keys of other stations (PEM), for verify"
     )
-    deadline_hours: float = Field(default=24.0, gt=0, description="R2 storage window")
+    deadline_hours: float = Field(
+        default=24.0, gt=0, le=87600, allow_inf_nan=False,
+        description="R2 storage window: finite, more than 0, at most 87600 (10 years)")
     timezone: str = Field(default="", description="zone of recorder clocks; empty = local")
     file_patterns: list[str] = Field(
         default_factory=lambda: [DEFAULT_PATTERN],
@@ -231,8 +234,23 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(_ENV_PREFIX) :].lower()
         if key not in fields:
             raise ConfigError(f"unknown setting in environment: {name}")
-        values[key] = raw.split(os.pathsep) if key == "file_patterns" else raw
+        is_list = get_origin(fields[key].annotation) is list
+        values[key] = _json_list(name, raw) if is_list else raw
     return values
+
+
+def _json_list(name: str, raw: str) -> list[Any]:
+    """A list setting from the environment: a JSON list, since any separator (':' included)
+    can occur inside a pattern or a path."""
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a JSON list, e.g. {name}='[\"first\", "
+                          f"\"second\"]' (backslashes doubled): {exc}") from exc
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a JSON list, e.g. {name}='[\"first\", "
+                          f"\"second\"]', not {type(value).__name__}")
+    return value
 
 
 def config_path(explicit: Path | None, environ: Mapping[str, str]) -> Path | None:

@@ -10,7 +10,7 @@ from ingest.naming import compile_patterns
 from ingest.recovery import recover
 from storage.catalog import Catalog
 from storage.errors import ConfigError, UsageError
-from storage.keys import PublicKey, load_or_create
+from storage.keys import PublicKey, load, load_or_create
 from storage.models import Station, now_utc
 from storage.vault import Vault
 
@@ -31,12 +31,8 @@ def ingest_options(settings: Settings) -> IngestOptions:
 def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     """Open the key, catalog and vault; on first use create them, unless ``create`` is off."""
     if not create:
-        missing = [p for p in (settings.key_file, _sqlite_file(settings.catalog_url)) if
-                   p is not None and not p.exists()]
-        if missing:
-            raise UsageError(f"nothing has been stored with these settings yet ({missing[0]} "
-                             "does not exist); check EVIDOCK_HOME or --config")
-    key = load_or_create(settings.key_file)
+        require_store(settings)
+    key = load_or_create(settings.key_file) if create else load(settings.key_file)
     catalog = Catalog.open(settings.catalog_url)
     catalog.ensure_station(Station(
         station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
@@ -50,6 +46,23 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
     return ctx
+
+
+def require_store(settings: Settings, *, catalog: bool = True, key: bool = True) -> None:
+    """Raise UsageError, creating nothing, unless these settings name an existing store.
+
+    For the read-only commands: a mistyped EVIDOCK_HOME or --config must be an error, not
+    a new empty store (with a new signing key) in the wrong folder. ``catalog`` or ``key``
+    off leaves that part unchecked (`keys export-public` reads only the key).
+    """
+    wanted = (_sqlite_file(settings.catalog_url) if catalog else None,
+              settings.key_file if key else None)
+    missing = next((p for p in wanted if p is not None and not p.exists()), None)
+    if missing is None:
+        return
+    where = settings.home if missing.is_relative_to(settings.home) else missing.parent
+    raise UsageError(f"no evidock store at {where}: nothing has been stored with these "
+                     f"settings yet ({missing} does not exist); check EVIDOCK_HOME or --config")
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -1,15 +1,18 @@
-"""The station's Ed25519 signing key: made on first use, kept 0400 in the data folder."""
+"""The station's Ed25519 signing key: made atomically on first use, kept 0400 in home."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import os
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -72,41 +75,122 @@ class StationKey:
         return base64.b64encode(self.private.sign(message)).decode("ascii")
 
 
-def load_or_create(path: Path) -> StationKey:
-    """Load the station key, making it (mode 0400, folder 0700) if it does not exist."""
-    if not path.exists():
-        return _create(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise StationKeyError(
-            f"station key {path} is readable by others (mode {mode:o}); run chmod 0400 on it"
-        )
+class KeyMissing(StationKeyError):
+    """The station key file does not exist (yet)."""
+
+
+_WHAT_TO_DO = ("restore the key from the station's backup; if no recording was ever signed "
+               "with it, move the file aside and evidock makes a new key on next use")
+
+
+def load(path: Path) -> StationKey:
+    """Load the station key; never create it. Every problem is a StationKeyError naming the file."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError) as exc:
-        raise StationKeyError(f"cannot read station key {path}: {exc}") from exc
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO never blocks
+    except FileNotFoundError as exc:
+        raise KeyMissing(f"station key {path} does not exist") from exc
+    except PermissionError as exc:
+        raise StationKeyError(f"cannot read station key {path}: permission denied; run evidock "
+                              "as the user that owns the data folder") from exc
+    except OSError as exc:
+        raise StationKeyError(f"cannot read station key {path}: "
+                              f"{exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StationKeyError(f"station key {path} is not a regular file (a folder or "
+                                  f"device); {_WHAT_TO_DO}")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise StationKeyError(
+                f"station key {path} is readable by others (mode {mode:o}); run chmod 0400 on it"
+            )
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except OSError as exc:
+        raise StationKeyError(f"cannot read station key {path}: "
+                              f"{exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if not data.strip():
+        raise StationKeyError(f"station key {path} is empty (a key creation was interrupted, "
+                              f"or the file was truncated); {_WHAT_TO_DO}")
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise StationKeyError(f"station key {path} is damaged (not a PEM private key); "
+                              f"{_WHAT_TO_DO}") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise StationKeyError(f"station key {path} is not an Ed25519 key")
+        raise StationKeyError(f"station key {path} is not an Ed25519 key; {_WHAT_TO_DO}")
     return StationKey(key)
 
 
+def load_or_create(path: Path) -> StationKey:
+    """Load the station key, making it (mode 0400, folder 0700) if it does not exist."""
+    try:
+        return load(path)
+    except KeyMissing:
+        return _create(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _create(path: Path) -> StationKey:
+    """Make the key atomically: a crash leaves no key file or a whole one, never a part.
+
+    The PEM goes to a temporary file in the same folder, which is fsynced, made 0400 and
+    hard-linked to its name (link, unlike rename, fails if another process made the key
+    meanwhile, so a key somebody already signed with is never replaced); then the folder
+    is fsynced so the name survives a power cut.
+    """
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    folder = path.parent
+    tmp: Path | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
+        new_folder = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if new_folder:
+            _fsync_dir(folder.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        tmp = Path(name)
         try:
-            os.write(fd, pem)
+            view = memoryview(pem)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, 0o400)
             os.fsync(fd)
         finally:
             os.close(fd)
-    except FileExistsError:
-        return load_or_create(path)  # another process made it first
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return load(path)  # another process made it first; use that one
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                raise
+            if path.exists():  # a file system without hard links
+                return load(path)
+            tmp.replace(path)
+            tmp = None
+        _fsync_dir(folder)
     except OSError as exc:
-        raise StationKeyError(f"cannot create station key {path}: {exc}") from exc
+        raise StationKeyError(f"cannot create station key {path}: "
+                              f"{exc.strerror or exc}") from exc
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
     return StationKey(private)

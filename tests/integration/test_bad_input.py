@@ -1,19 +1,29 @@
-"""A hostile or broken volume never escapes the vault and never stops the run."""
+"""A hostile or broken volume never escapes the vault and never stops the run; the CLI
+meets bad input (ids, dates, homes, keys, recorder text) with clear errors."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.settings import Settings
+from agent.status import write_status
+from cli import app
 from devices.errors import SourceError, VolumeError
 from devices.volume import FolderVolume, SourceEntry, SourceFile
 from ingest.dock import IngestContext, NoProgress, Summary
+from ingest.plan import Identity
 from ingest.verify import verify_store
+from storage.models import Explanation, Officer, now_utc
+from storage.registry import Registry
+from storage.text import shown
 from tests.conftest import run_dock
 
 GBK_NAME = "执法记录.MP4".encode("gbk")
@@ -188,3 +198,179 @@ def test_a_volume_that_is_not_there_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(VolumeError):
         FolderVolume(tmp_path / "file")
+
+
+# The CLI on bad input: clear errors, no tracebacks, nothing created, nothing forged ---------
+
+cli_runner = CliRunner()
+
+
+def evidock(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process, as a user would; exceptions are not caught for us."""
+    result = cli_runner.invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_show_of_an_id_beyond_sqlite_integers_is_not_found(station: IngestContext) -> None:
+    for rec_id in ("99999999999999999999999", str(2**63), str(2**63 - 1)):
+        code, out, err = evidock("show", rec_id)
+        assert code == 2 and f"no recording with id {rec_id}" in err and out == ""
+        assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("zone", "args", "count"), [
+    ("Asia/Shanghai", ["--since", "0001-01-01"], 6),  # east: before year 1 in UTC
+    ("Asia/Shanghai", ["--until", "0001-01-01"], 0),
+    ("Asia/Shanghai", ["--since", "0001-01-01T00:00+05:00"], 6),
+    ("Asia/Shanghai", ["--until", "9999-12-31"], 6),
+    ("Asia/Shanghai", ["--since", "9999-12-31"], 0),
+    ("America/New_York", ["--until", "9999-12-31T23:59"], 6),  # west: after year 9999
+    ("America/New_York", ["--since", "9999-12-31T23:59"], 0),
+    ("America/New_York", ["--since", "0001-01-01", "--until", "9999-12-31T23:59"], 6),
+    ("", ["--since", "0001-01-01", "--until", "9999-12-31T23:59:59"], 6),  # the local zone
+    ("", ["--until", "0001-01-01"], 0),
+])
+def test_log_dates_at_the_ends_of_the_calendar(station: IngestContext, volume: Path,
+                                               monkeypatch: pytest.MonkeyPatch, zone: str,
+                                               args: list[str], count: int) -> None:
+    run_dock(station, FolderVolume(volume))
+    monkeypatch.setenv("EVIDOCK_TIMEZONE", zone)
+    code, out, err = evidock("log", "--json", *args)
+    assert code == 0, err
+    assert len(json.loads(out)) == count and "Traceback" not in err
+
+
+READ_ONLY = [["device", "list"], ["officer", "list"], ["device", "show", "D1"],
+             ["keys", "export-public"], ["log"], ["log", "--json"], ["show", "1"],
+             ["explanations"], ["status"], ["verify"]]
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["missing-home", "empty-home"])
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_read_only_commands_never_create_a_store(home: Path, args: list[str],
+                                                 exists: bool) -> None:
+    if exists:
+        home.mkdir()
+    code, out, err = evidock(*args)
+    assert code == 2 and f"no evidock store at {home}" in err and out == ""
+    assert "Traceback" not in err
+    if exists:
+        assert list(home.iterdir()) == []  # no catalog, no key, no vault, no run folder
+    else:
+        assert not home.exists()
+
+
+def test_read_only_commands_name_the_missing_piece_of_a_half_store(
+        station: IngestContext, settings: Settings) -> None:
+    settings.key_file.chmod(0o600)
+    settings.key_file.unlink()  # a catalog without its key: not silently given a new one
+    before = sorted(p.name for p in settings.home.rglob("*"))
+    code, _, err = evidock("keys", "export-public")
+    assert code == 2 and str(settings.key_file) in err and "does not exist" in err
+    code, _, err = evidock("device", "list")
+    assert code == 2 and str(settings.key_file) in err
+    assert not settings.key_file.exists()
+    assert sorted(p.name for p in settings.home.rglob("*")) == before
+
+
+@pytest.mark.parametrize("command", [["log"], ["keys", "show"], ["device", "list"]])
+@pytest.mark.parametrize(("damage", "message"), [
+    ("empty", "is empty"),
+    ("garbled", "is damaged"),
+    ("folder", "is not a regular file"),
+])
+def test_a_damaged_station_key_is_a_clear_error(station: IngestContext, settings: Settings,
+                                                command: list[str], damage: str,
+                                                message: str) -> None:
+    key = settings.key_file
+    key.chmod(0o600)
+    if damage == "folder":
+        # Tests run as root, where chmod 000 does not stop reading; a folder in the key's
+        # place is a key file that cannot be read as one (the permission branch itself is
+        # covered in tests/unit by an open() that raises PermissionError).
+        key.unlink()
+        key.mkdir(mode=0o700)
+    else:
+        key.write_bytes(b"" if damage == "empty" else b"-----BEGIN PRIVATE KEY-----\nxx\n")
+        key.chmod(0o400)
+    code, out, err = evidock(*command)
+    assert code == 1 and f"station key {key} {message}" in err and out == ""
+    assert "Traceback" not in err and ("restore the key" in err or "chmod" in err)
+    assert key.is_dir() if damage == "folder" else key.stat().st_size < 100  # left as it was
+
+
+EVIL = "\x1b[2J\n"  # clear the screen, then forge a new line
+
+
+def _assert_escaped(text: str, *fragments: str) -> None:
+    assert "\x1b" not in text and "\u202e" not in text
+    for fragment in fragments:
+        assert shown(fragment) in text, fragment
+
+
+def test_recorder_text_is_escaped_on_the_terminal_and_exact_in_json(
+        station: IngestContext, settings: Settings, tmp_path: Path, one_clip: Path) -> None:
+    device, officer, name = f"D{EVIL}1", f"O{EVIL}1", f"Evil{EVIL}Name"
+    registry = Registry(station.catalog)
+    registry.add_officer(Officer(officer_no=officer, name=name, unit_no="U1"), by="test")
+    registry.register(device, usb_serial=f"S{EVIL}1", model=None, officer_no=officer,
+                      by="test")
+    root = tmp_path / "evil-volume"
+    root.mkdir()
+    clip = f"clip{EVIL}\u202eevil.MP4"
+    (root / clip).write_bytes(one_clip.read_bytes())
+    run_dock(station, FolderVolume(root), given=Identity(given_device=device,
+                                                         given_officer=officer))
+    [rec] = station.catalog.recordings()
+    station.catalog.add_explanation(Explanation(
+        kind="late_ingest", rule="R2", device_no=device, source_path=clip, recording_id=rec.id,
+        occurred_at=now_utc(), error=f"recorder said {EVIL}[OK] all fine", action="explain"))
+    assert (rec.device_no, rec.officer_no, rec.source_path) == (device, officer, clip)
+
+    code, out, _ = evidock("log", "--device", device)
+    assert code == 0
+    # the table folds long cells over lines; what matters is no raw escape gets through
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b" in out
+    code, out, _ = evidock("show", str(rec.id))
+    assert code == 0
+    _assert_escaped(out, device, officer, clip)
+    assert r'"recorder said \u001b[2J\n[OK] all fine"' in out  # its explanations, as JSON
+    assert all(line.split(" ", 1)[0].isidentifier() for line in out.splitlines())
+    code, out, _ = evidock("explanations")
+    assert code == 0
+    _assert_escaped(out, device, clip, f"recorder said {EVIL}[OK] all fine")
+    assert all(line.startswith(("#", "    -> ")) for line in out.splitlines())
+    for args in (["device", "list"], ["officer", "list"]):
+        code, out, _ = evidock(*args)
+        assert code == 0 and "\x1b" not in out and "\\x1b" in out, args
+    code, out, _ = evidock("device", "show", device)
+    assert code == 0
+    _assert_escaped(out, device, officer, f"S{EVIL}1")
+
+    # --json stays exact: JSON's own escaping keeps the terminal safe
+    code, out, _ = evidock("log", "--json")
+    assert code == 0 and "\x1b" not in out
+    [row] = json.loads(out)
+    assert (row["device"], row["officer"], row["source_path"]) == (device, officer, clip)
+    code, out, _ = evidock("officer", "list", "--json")
+    assert {o["name"] for o in json.loads(out)} >= {name}
+    code, out, _ = evidock("explanations", "--json", "--kind", "late_ingest")
+    assert [e["error"] for e in json.loads(out)] == [f"recorder said {EVIL}[OK] all fine"]
+    code, out, _ = evidock("show", str(rec.id), "--json")
+    assert json.loads(out)["source_path"] == clip
+
+
+def test_status_escapes_what_recorders_said(station: IngestContext, settings: Settings) -> None:
+    row = {"usb_serial": f"S{EVIL}1", "device": f"D{EVIL}1", "state": "copying",
+           "files_done": 1, "files_total": 2, "bytes_done": 5, "bytes_total": 10,
+           "error": f"reply {EVIL}garbled"}
+    write_status(settings.run_dir, {
+        "state": "running", "pid": os.getpid(), "station": "station-1",
+        "started_at": "2026-11-20T10:00:00+00:00", "updated_at": "2026-11-20T10:00:00+00:00",
+        "docked": [row], "recent": []})
+    code, out, err = evidock("status")
+    assert code == 0, err
+    _assert_escaped(out, f"S{EVIL}1", f"D{EVIL}1", f"reply {EVIL}garbled")
+    assert len(out.splitlines()) == 4  # header, docked:, one row, recent: none
+    code, out, _ = evidock("status", "--json")
+    assert json.loads(out)["docked"] == [row]
