@@ -36,6 +36,7 @@ bench:
 	$(MAKE) --no-print-directory $(VENV)/.test
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/dock_bench.py
+	$(BIN)/python bench/small_files_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, event, exists, func, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
@@ -348,11 +348,11 @@ class Catalog:
 
     def vault_path_taken(self, vault_path: str) -> bool:
         """Whether a recording, an explanation or a pending copy names this vault path."""
-        with self.reading() as db:
-            return any(db.exec(select(func.count()).select_from(table).where(column == vault_path))
-                       .one() for table, column in ((Recording, Recording.vault_path),
-                                                    (PendingCopy, PendingCopy.vault_path),
-                                                    (Explanation, Explanation.vault_path)))
+        taken = or_(*(exists().where(col(column) == vault_path)
+                      for column in (Recording.vault_path, PendingCopy.vault_path,
+                                     Explanation.vault_path)))
+        with self.reading() as db:  # one statement: this runs for every file stored
+            return bool(db.exec(select(taken)).one())
 
     def known_device_events(self, device_no: str) -> set[tuple[datetime, str, str]]:
         query = select(LoggedDeviceEvent.at, LoggedDeviceEvent.kind, LoggedDeviceEvent.detail
