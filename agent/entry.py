@@ -1,0 +1,20 @@
+"""The `evidock` program's entry point (pyproject.toml, [project.scripts]).
+
+Loading evidock is about a second of imports. A Ctrl-C in that second ends the
+program at once, as the signal's default action does (status 130 in the
+shell): nothing has been done yet, and a KeyboardInterrupt traceback from the
+middle of an import would only alarm. Once loaded, Ctrl-C is Python's again;
+cli.py gives it exit code 130, and `ingest` and the daemon stop cleanly on it.
+"""
+
+from __future__ import annotations
+
+import signal
+
+
+def main() -> None:
+    usual = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from cli import main as evidock  # the heavy imports, under the default action
+
+    signal.signal(signal.SIGINT, usual)
+    evidock()
