@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -32,7 +33,7 @@ from agent.status import NotRunning, read_status
 from agent.udev_rules import udev_rules
 from devices.source import FolderSource
 from devices.volume import FolderVolume
-from ingest.dock import IngestContext, NoProgress, Summary
+from ingest.dock import IngestContext, Summary
 from ingest.pipeline import Dock
 from ingest.plan import Identity
 from ingest.verify import verify_store
@@ -49,7 +50,7 @@ _SHOW_LIMIT = 4000  # characters of one recorder-supplied text in `show` and `ex
 
 
 class EvidockGroup(TyperGroup):
-    """Catches evidock's own errors once, for every command."""
+    """Catches evidock's own errors once, for every command; Ctrl-C exits 130."""
 
     def invoke(self, ctx: Any) -> Any:  # click.Context, which typer vendors
         try:
@@ -59,6 +60,11 @@ class EvidockGroup(TyperGroup):
                 raise
             typer.echo(f"evidock: error: {exc}", err=True)
             ctx.exit(2 if isinstance(exc, UsageError) else 1)
+        except KeyboardInterrupt:  # (ingest and the daemon catch SIGINT themselves)
+            if ctx.find_root().params.get("debug"):
+                raise
+            typer.echo("evidock: stopped by Ctrl-C", err=True)
+            ctx.exit(128 + signal.SIGINT)
 
 
 app = typer.Typer(cls=EvidockGroup, no_args_is_help=True, add_completion=False,
@@ -154,15 +160,15 @@ def keys_export_public(
 
 # ingest ----------------------------------------------------------------------
 
-def _dock(station: IngestContext, volume: FolderVolume, given: Identity,
-          show_progress: bool) -> tuple[Summary, int | None]:
-    """Dock the folder; SIGTERM and Ctrl-C stop it cleanly. (summary, signal number)."""
+def _dock(station: IngestContext, volume: FolderVolume, given: Identity, stop: SignalStop,
+          show_progress: bool) -> Summary:
+    """Dock the folder; a signal caught by ``stop`` ends it cleanly."""
     source = FolderSource(volume)
     if show_progress and sys.stderr.isatty():
-        with TerminalProgress() as bar, SignalStop(bar) as stop:
-            return Dock(station, source, given=given, progress=stop).run(), stop.signum
-    with SignalStop(NoProgress()) as stop:
-        return Dock(station, source, given=given, progress=stop).run(), stop.signum
+        with TerminalProgress() as bar:
+            stop.inner = bar
+            return Dock(station, source, given=given, progress=stop).run()
+    return Dock(station, source, given=given, progress=stop).run()
 
 
 def _print_summary(summary: Summary, as_json: bool) -> None:
@@ -191,15 +197,25 @@ def ingest(
     if not path.strip():
         raise UsageError("an empty path names no folder; give the recorder volume's folder")
     volume = FolderVolume(Path(path))  # before anything is created: a wrong path changes nothing
-    station = open_station(settings_of(ctx))
-    try:
-        summary, signum = _dock(station, volume, Identity(given_device=device,
-                                                          given_officer=officer), not as_json)
-    finally:
-        station.close()
-    _print_summary(summary, as_json)
-    if signum is not None:
-        raise typer.Exit(128 + signum)
+    given = Identity(given_device=device, given_officer=officer)
+    summary: Summary | None = None
+    # From here to the exit, SIGTERM and Ctrl-C only set a flag: the start-up repair and
+    # closing the store are never cut short, and the exit code always says why it ended.
+    with SignalStop() as stop:
+        station = open_station(settings_of(ctx))
+        try:
+            if stop.signum is None:  # else stopped before the dock began: nothing to do
+                summary = _dock(station, volume, given, stop, not as_json)
+        finally:
+            station.close()
+        if summary is not None:
+            _print_summary(summary, as_json)
+    if stop.signum is not None:
+        if summary is None:
+            log.warning("stopped by %s before the dock began; nothing was copied",
+                        signal.Signals(stop.signum).name)
+        raise typer.Exit(128 + stop.signum)
+    assert summary is not None
     finish(summary.failed)
 
 
@@ -422,7 +438,15 @@ def demo(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    """The `evidock` program, once loaded (agent/entry.py); tests run ``app`` in-process."""
+    try:
+        app()
+    finally:
+        # The command has ended and decided its exit code: a SIGTERM or Ctrl-C now must
+        # not kill the process on its way out (the interpreter's exit restores the
+        # default actions) and so change how it is seen to have ended.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

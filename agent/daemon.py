@@ -3,12 +3,16 @@
 Discovery (udev, the simulated bus) reports recorders; each gets a worker in a
 pool of ``workers`` threads that talks to it, mounts its volume read-only and
 runs the same dock path as `evidock ingest`. Drop folders feed the same pool.
-The main loop writes the status file, pings systemd's watchdog, repairs what
-crashed processes left (ingest/recovery.py) and stops cleanly on SIGTERM:
-running docks are interrupted and closed with a written, true account.
+The main loop writes the status file, pings systemd's watchdog, has what
+crashed processes left repaired (ingest/recovery.py, in a thread of its own)
+and stops on SIGTERM or SIGINT: running docks are interrupted and closed with a
+written, true account, and docks not yet begun are not begun.
 
 Signal handlers take no lock: they set a flag, and the signal's byte on the
 wake-up pipe (signal.set_wakeup_fd) ends the main loop's select() at once.
+A stop waits at most STOP_BUDGET_S for the docks: one that cannot be
+interrupted in that time (blocked in a system call, ffprobe on a large copy)
+is left as a crash leaves it, for the next start to close (run_daemon).
 """
 
 from __future__ import annotations
@@ -17,33 +21,36 @@ import logging
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
-from pathlib import Path
+from dataclasses import dataclass
 from types import FrameType
 
-from agent.dropfolder import DropFolderWatcher, OnlyThese
+from agent.dropdock import DropDock
+from agent.dropfolder import DropFolderWatcher
 from agent.notify import notify, watchdog_interval
 from agent.settings import Settings
 from agent.status import write_status
-from agent.worker import RecorderWorker
+from agent.worker import STOPPING, RecorderWorker
 from devices.events import ANY_STORAGE, Discovery, Docked, DockEvent, ModelIds, RecorderInfo
 from devices.mount import Mounter, MountError, choose_mounter
-from devices.source import FolderSource
 from ingest.dock import IngestContext
-from ingest.pipeline import Dock
-from ingest.plan import Identity
 from ingest.recovery import recover
-from storage.errors import CatalogError, EvidockError
+from storage.errors import EvidockError
 from storage.models import now_utc
-from storage.text import shown
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25
 RECOVER_EVERY_S = 60.0
+# From the stop request to the last dock closed. With the interpreter's exit after it,
+# the process is gone within 5 s of SIGTERM.
+STOP_BUDGET_S = 4.0
+EXIT_DOCKS_LEFT = 1  # a dock could not be stopped in time: left for the next start to close
 
 
 def model_ids(settings: Settings) -> list[ModelIds]:
@@ -76,7 +83,10 @@ class Daemon:
                       if settings.drop_folders else None)
         self._lock = threading.Lock()
         self._stopping = False  # set by request_stop (a signal handler): a plain flag
+        self._stop_at: float | None = None  # monotonic time of the first stop request
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._tasks: dict[Future[None], _Task] = {}  # given to the pool, not yet done
+        self._recovery: threading.Thread | None = None
         self.started = now_utc()
 
     # Events from discovery (their threads) ------------------------------
@@ -92,10 +102,11 @@ class Daemon:
                     return
                 if self._stopping:
                     return
-                worker = RecorderWorker(self.settings, self.station, info, self._mounter())
+                worker = RecorderWorker(self.settings, self.station, info, self._mounter(),
+                                        stopping=self.stop_requested)
                 self.active[info.usb_serial] = worker
                 log.info("docked: %s", info.label)
-                self.pool.submit(worker.run).add_done_callback(_report)
+                self._submit(worker.run, _Task(worker.doing, worker.not_begun))
             elif worker is not None and not worker.finished and self._in_use(worker, info):
                 log.warning("undocked mid-dock: %s", info.label)
                 worker.cancel("the recorder was removed during the dock")
@@ -119,10 +130,22 @@ class Daemon:
 
     def request_stop(self, signum: int | None = None, _frame: FrameType | None = None) -> None:
         """Safe in a signal handler: sets a flag, takes no lock."""
+        if self._stop_at is None:
+            self._stop_at = time.monotonic()
         self._stopping = True
         if signum is None:  # not from a signal: wake the loop ourselves
             with suppress(BlockingIOError):  # the pipe is full of wake-ups already
                 os.write(self._wake_w, b"\0")
+
+    def stop_requested(self) -> bool:
+        """Asked from the docks' threads: the flag, or a stop signal whose handler has not
+        run yet (it runs in the main thread, perhaps a moment after its byte reached the
+        wake-up pipe). A dock that sees its ffprobe die of the same Ctrl-C must know it
+        was the stop, not the file."""
+        if self._stopping:
+            return True
+        ready, _, _ = select.select([self._wake_r], [], [], 0)
+        return bool(ready)
 
     def _sleep(self, seconds: float) -> None:
         """Wait for the next tick or a wake-up (a signal's byte), whichever comes first."""
@@ -132,7 +155,9 @@ class Daemon:
                 while os.read(self._wake_r, 512):
                     continue
 
-    def run(self) -> None:
+    def run(self) -> list[str]:
+        """Run until a stop is requested; returns the docks that could not be stopped in
+        time (empty after a clean stop)."""
         for source in self.sources:
             source.start(self.on_event)
         if self.drops:
@@ -149,10 +174,18 @@ class Daemon:
                 notify("WATCHDOG=1")
                 last_ping = now
             if now - last_recovery >= RECOVER_EVERY_S:
-                self._recover()
+                self._start_recovery()
                 last_recovery = now
             self._sleep(TICK_S)
-        self.shutdown()
+        return self.shutdown()
+
+    def _start_recovery(self) -> None:
+        """Repair in a thread of its own: re-reading a large copy must not stall the loop
+        (status, watchdog, a stop)."""
+        if self._recovery is not None and self._recovery.is_alive():
+            return
+        self._recovery = threading.Thread(target=self._recover, name="recovery", daemon=True)
+        self._recovery.start()
 
     def _recover(self) -> None:
         try:
@@ -162,39 +195,62 @@ class Daemon:
                       exc)
 
     def tick(self) -> None:
-        if self.drops:
+        if self.drops and not self._stopping:
             for folder, ready in self.drops.ready():
-                self.pool.submit(self._drop, folder.path, folder.device, folder.officer,
-                                 ready).add_done_callback(_report)
+                drop = DropDock(self.station, folder, ready, stopping=self.stop_requested)
+                with self._lock:
+                    self._submit(drop.run, _Task(drop.doing, drop.not_begun))
+        self._collect()
+        self.write_status("running")
+
+    def _submit(self, run: Callable[[], None], task: _Task) -> None:
+        """Give the pool a task (the caller holds self._lock)."""
+        future = self.pool.submit(run)
+        future.add_done_callback(_report)
+        self._tasks[future] = task
+
+    def _collect(self) -> None:
+        """Move finished workers to the recent list; forget finished tasks."""
         with self._lock:
             for serial, worker in list(self.active.items()):
                 if worker.finished:
                     self.recent.appendleft(worker)
                     del self.active[serial]
-        self.write_status("running")
+            for future in [f for f in self._tasks if f.done()]:
+                del self._tasks[future]
 
-    def _drop(self, root: Path, device: str, officer: str | None, ready: set[str]) -> None:
-        given = Identity(given_device=device, given_officer=officer)
-        try:
-            source = FolderSource(OnlyThese(root, ready))
-            Dock(self.station, source, given=given, given_by="the drop folder's settings").run()
-        except (CatalogError, EvidockError, OSError) as exc:  # the dock could not even start
-            log.error("drop folder %s: %s; nothing was copied; the files are tried again when "
-                      "they change or the daemon restarts", shown(str(root)), exc)
-
-    def shutdown(self) -> None:
+    def shutdown(self) -> list[str]:
+        """Stop within STOP_BUDGET_S of the stop request; return the docks still running."""
+        deadline = (self._stop_at or time.monotonic()) + STOP_BUDGET_S
         notify("STOPPING=1")
+        self.write_status("stopping")
+        with self._lock:
+            for worker in self.active.values():
+                worker.cancel(STOPPING)
         for source in self.sources:
             source.stop()
         if self.drops:
             self.drops.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)  # docks not begun are not begun
         with self._lock:
-            for worker in self.active.values():
-                worker.cancel("the station is stopping")
-        self.pool.shutdown(wait=True, cancel_futures=False)
-        self.tick()
+            tasks = dict(self._tasks)
+        for future, task in tasks.items():
+            if future.cancelled():
+                task.not_begun()
+        # (wait() counts a future cancelled this way as pending until its timeout: leave
+        # those out, or a stop with a dock still queued would always take the whole budget)
+        begun = [future for future in tasks if not future.cancelled()]
+        wait(begun, timeout=max(deadline - time.monotonic(), 0.0))
+        if self._recovery is not None:
+            self._recovery.join(timeout=max(deadline - time.monotonic(), 0.0))
+        left = [task.doing() for future, task in tasks.items() if not future.done()]
+        if self._recovery is not None and self._recovery.is_alive():
+            left.append("repairing what crashed processes left (ingest/recovery.py)")
+        self._collect()
         self.write_status("stopped")
-        log.info("daemon stopped")
+        if not left:
+            log.info("daemon stopped")
+        return left
 
     def write_status(self, state: str) -> None:
         with self._lock:
@@ -218,19 +274,52 @@ class Daemon:
         return None
 
 
+@dataclass(frozen=True)
+class _Task:
+    doing: Callable[[], str]  # what it is doing now, for a stop that has to leave it
+    not_begun: Callable[[], None]  # the stop came before it began: say so
+
+
 def _report(future: Future[None]) -> None:
     """A task that raised what it should have handled: never let that pass unseen."""
+    if future.cancelled():  # never begun: the station stopped first (logged by shutdown)
+        return
     if (exc := future.exception()) is not None:
         log.critical("a dock task failed unexpectedly: %r", exc, exc_info=exc)
 
 
 def run_daemon(settings: Settings, station: IngestContext, sources: list[Discovery]) -> None:
+    """Run the daemon until SIGTERM or SIGINT; returns after a clean stop.
+
+    If a dock could not be stopped within STOP_BUDGET_S, the process does not wait for
+    it: it says which and exits at once with EXIT_DOCKS_LEFT, as if it had crashed there.
+    That dock's session stays open and its unfinished copy in the work folder; the next
+    start of any writing evidock (ingest/recovery.py) closes the session with a
+    dock_interrupted explanation giving the catalog's account, and removes the copy.
+    """
     daemon = Daemon(settings, station, sources)
     signal.set_wakeup_fd(daemon._wake_w, warn_on_full_buffer=False)
     signal.signal(signal.SIGTERM, daemon.request_stop)
     signal.signal(signal.SIGINT, daemon.request_stop)
+    left: list[str] = []
     try:
-        daemon.run()
+        left = daemon.run()
     finally:
+        # Stopped: a further signal changes nothing now, and must not kill the process
+        # while it closes the store or while the interpreter exits (which would turn
+        # a clean stop's exit code 0 into death by that signal).
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         signal.set_wakeup_fd(-1)
-        station.close()
+        if not left:
+            station.close()
+    if left:
+        for doing in left:
+            log.critical("%s: did not stop within %g s of the stop request; the daemon exits "
+                         "without waiting for it, as a crash would: the next start closes the "
+                         "session it leaves open with a dock_interrupted explanation giving "
+                         "the catalog's account, and removes its unfinished copy", doing,
+                         STOP_BUDGET_S)
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(EXIT_DOCKS_LEFT)  # the threads still running cannot be joined

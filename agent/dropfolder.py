@@ -69,7 +69,7 @@ class DropFolderWatcher(FileSystemEventHandler):
 
     def stop(self) -> None:
         self.observer.stop()
-        self.observer.join(timeout=5)
+        self.observer.join(timeout=1)  # a daemon thread: a stop never waits for it long
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.is_directory:

@@ -16,7 +16,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from ingest.dock import DockInterrupted
+from ingest.dock import DockInterrupted, NoProgress
 from ingest.dock import Progress as DockProgress
 
 
@@ -59,11 +59,12 @@ class TerminalProgress:
 
 
 class SignalStop:
-    """SIGTERM and SIGINT during a dock: the handler only sets a flag; the dock sees it at
-    its next step or block, discards or finishes the file in hand, and closes truthfully."""
+    """SIGTERM and SIGINT while it is entered: the handler only sets a flag; a dock sees it
+    at its next step or block, discards or finishes the file in hand, and closes
+    truthfully. Progress is passed on to ``inner``."""
 
-    def __init__(self, inner: DockProgress) -> None:
-        self.inner = inner
+    def __init__(self, inner: DockProgress | None = None) -> None:
+        self.inner: DockProgress = inner or NoProgress()
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
 

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from storage.errors import CatalogError, EvidockError
 from storage.text import shown
 
 log = logging.getLogger(__name__)
+STOPPING = "the station is stopping"
 
 
 @dataclass
@@ -40,7 +42,7 @@ class RecorderWorker:
     """Runs in the daemon's pool; cancel() from any thread stops it at the next block."""
 
     def __init__(self, settings: Settings, station: IngestContext, info: RecorderInfo,
-                 mounter: Mounter | None):
+                 mounter: Mounter | None, *, stopping: Callable[[], bool] = lambda: False):
         self.settings = settings
         self.info = info
         self.model: RecorderModel | None = settings.model_named(info.model)
@@ -52,6 +54,7 @@ class RecorderWorker:
         self.storage_face: RecorderInfo | None = info if info.has_storage else None
         self._storage: queue.Queue[RecorderInfo] = queue.Queue(maxsize=1)
         self._cancelled: str | None = None
+        self._stopping = stopping  # the station's stop flag, seen before cancel() comes
         self._done = threading.Event()
         model = self.model
         if model is not None and model.file_patterns:  # the model names its files
@@ -63,7 +66,7 @@ class RecorderWorker:
             password=model.password if model else "",
             sets_clock=bool(model and model.set_clock),
             can_clear=settings.clears(model), wait_storage=self._wait_storage,
-            mounter=mounter, mount_dir=settings.run_dir / "mnt")
+            mounter=mounter, mount_dir=settings.run_dir / "mnt", check=self._talk_check)
         self.dock = Dock(station, source, progress=self, clear=settings.clears(model))
 
     # Called from the daemon's thread -------------------------------------
@@ -85,6 +88,23 @@ class RecorderWorker:
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
+
+    def not_begun(self) -> None:
+        """The station stopped before this dock's turn came: it never ran."""
+        log.warning("%s: not docked: the station stopped before its turn; nothing was "
+                    "written; it is docked at the next start if it is still plugged in",
+                    shown(self.info.label))
+        self.error = "not docked: the station stopped before its turn"
+        self.dock.state = "not docked"
+        self.finished_at = time.monotonic()
+        self._done.set()
+
+    def doing(self) -> str:
+        """What this dock is doing now, for the log."""
+        current = self.progress.current
+        return (f"{shown(self.info.label)}: {self.state}"
+                + (f", file {shown(current)}" if current else "")
+                + f", session {self.dock.session_id}")
 
     # ingest.dock.Progress ---------------------------------------------
 
@@ -111,6 +131,14 @@ class RecorderWorker:
     def _check(self) -> None:
         if self._cancelled:
             raise DockInterrupted(self._cancelled)
+        if self._stopping():
+            raise DockInterrupted(STOPPING)
+
+    def _talk_check(self) -> None:
+        """While waiting on the command port: stop during the conversation, never during
+        clearing (a CLR cut short would leave its outcome unwritten)."""
+        if self.dock.state == "talking":
+            self._check()
 
     # The work --------------------------------------------------------------
 

@@ -56,8 +56,8 @@ class SimBusDiscovery:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
+        if self._thread:  # it polls every POLL_S; a daemon thread, so never waited for long
+            self._thread.join(timeout=1)
 
     def _read(self, path: Path) -> list[RecorderInfo]:
         try:

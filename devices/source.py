@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 from devices.errors import RecorderError
 from devices.events import RecorderInfo
 from devices.mount import Mounter, mounted
-from devices.protocol import RecorderClient
+from devices.protocol import Link, RecorderClient
 from devices.serial_link import SerialLink
 from devices.volume import FolderVolume
+
+CHECK_EVERY_S = 0.1
 
 
 class FolderSource:
@@ -39,12 +42,41 @@ class FolderSource:
         yield self._volume
 
 
+class CheckedLink:
+    """A Link whose waits are cut into slices of ``every`` seconds with ``check`` between
+    them, so that a stop (``check`` raising) is seen at once and not after a silent
+    recorder's full reply timeout and retries (seconds each). What ``check`` raises goes
+    through unchanged: it is not a failure of the link."""
+
+    def __init__(self, link: Link, check: Callable[[], None], every: float = CHECK_EVERY_S):
+        self.link = link
+        self.check = check
+        self.every = every
+
+    def write(self, data: bytes) -> None:
+        self.check()
+        self.link.write(data)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        until = time.monotonic() + timeout
+        while True:
+            self.check()
+            left = until - time.monotonic()
+            got = self.link.read(size, max(min(left, self.every), 0.0))
+            if got or left <= self.every:
+                return got
+
+    def close(self) -> None:
+        self.link.close()
+
+
 class DockedRecorder:
     """A recorder on the USB bus: its command port (if its model has one) and its storage."""
 
     def __init__(self, info: RecorderInfo, *, serial: bool, baudrate: int, password: str,
                  sets_clock: bool, can_clear: bool, wait_storage: Callable[[], RecorderInfo],
-                 mounter: Mounter | None, mount_dir: Path):
+                 mounter: Mounter | None, mount_dir: Path,
+                 check: Callable[[], None] | None = None):
         self.info = info
         self.serial = serial and info.tty is not None
         self.baudrate = baudrate
@@ -54,6 +86,7 @@ class DockedRecorder:
         self.wait_storage = wait_storage
         self.mounter = mounter
         self.mount_dir = mount_dir
+        self.check = check  # called while waiting on the command port; may raise to stop
 
     @property
     def label(self) -> str:
@@ -72,7 +105,8 @@ class DockedRecorder:
         if not self.serial or self.info.tty is None:
             yield None
             return
-        link = SerialLink(self.info.tty, self.baudrate)
+        serial_link = SerialLink(self.info.tty, self.baudrate)
+        link: Link = serial_link if self.check is None else CheckedLink(serial_link, self.check)
         try:
             yield RecorderClient(link)
         finally:

@@ -38,6 +38,7 @@ def verified_files(dock: Dock, device: str | None, entries: Sequence[SourceEntry
     catalog, vault = dock.st.catalog, dock.st.vault
     files: list[dict[str, object]] = []
     for entry in entries:
+        dock.check()  # reading every copy back takes a while; nothing is sent yet
         row = catalog.recording_for(device, entry.path)
         if row is None or row.state != "stored" or (row.source_size, row.source_mtime_ns) != (
                 entry.size, entry.mtime_ns):

@@ -24,7 +24,7 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from devices.errors import SourceError
-from ingest.dock import FileOutcome, IngestContext, Progress, Volume
+from ingest.dock import DockInterrupted, FileOutcome, IngestContext, Progress, Volume
 from ingest.explain import NOT_CLEARED, vault_fault_kind
 from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
@@ -168,7 +168,11 @@ class Filer:
         if twin is not None:
             copy.writer.discard()
             return self._alias(p, copy, twin)
-        media, problem = self._check(p, copy)
+        try:
+            media, problem = self._check(p, copy)
+        except DockInterrupted:  # the check was stopped with the dock: no verdict, no copy
+            copy.writer.discard()
+            raise
         area = QUARANTINE if problem else FILES
         wanted = PurePosixPath(area, *target.parts[1:])
         for _ in range(_PLACE_ATTEMPTS):
@@ -256,6 +260,9 @@ class Filer:
         try:
             media = probe(copy.writer.tmp_file, name=p.entry.name)
         except ProbeFailed as exc:
+            # A stop may have reached ffprobe too (Ctrl-C signals a terminal's whole
+            # process group): then its failure says nothing of the file.
+            self.progress.check()
             return None, (exc.kind, str(exc))
         if media.damage:
             return media, ("media_truncated", media.damage)

@@ -129,6 +129,7 @@ class Dock:
             self._file_all(volume, plan.to_copy)
         self._device_log(device, self.said.events)
         if self.clear:
+            self.check()  # a dock told to stop does not begin clearing
             self.state = "clearing"
             clear_recorder(self, device, entries, skipped)
 
