@@ -112,6 +112,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run the torture and misbehaviour suites at their full counts")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Torture suites' time limits fit their CI counts: under --long, or with a count set
+    through EVIDOCK_TORTURE_*, they run without one."""
+    if config.getoption("--long") or any(k.startswith("EVIDOCK_TORTURE_") for k in os.environ):
+        for item in items:
+            if item.get_closest_marker("torture") is not None:
+                item.add_marker(pytest.mark.timeout(0), append=False)
+
+
 @pytest.fixture(scope="session")
 def long_mode(request: pytest.FixtureRequest) -> bool:
     """True under --long: proof suites run their full counts instead of the CI short mode."""
