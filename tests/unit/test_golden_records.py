@@ -1,0 +1,178 @@
+"""Golden signed records: the bytes evidock signs and hashes, pinned in tests/data/records.
+
+A change to the ingest record, the session summary, the canonical encoding, the
+key id or the event hash changes these bytes and fails here; if the change is
+meant, it is a new format version, documented in docs/formats.md, and the files
+are rewritten with ``python -m tests.unit.test_golden_records --write``.
+Ed25519 signatures are deterministic, so the signatures are pinned too. The key is
+a test key made from fixed bytes; it signs nothing outside these tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ingest.dock import FileOutcome, Summary
+from ingest.record import IngestRecord
+from storage.canonical import canonical_json
+from storage.catalog import GENESIS, event_hash
+from storage.keys import PublicKey, StationKey
+from storage.models import Explanation, Recording
+
+DATA = Path(__file__).parents[1] / "data" / "records"
+DOCS = Path(__file__).parents[2] / "docs"
+KEY = StationKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+CLIP = b"evidock golden clip: these bytes stand for a recording\n"
+
+RECORD = IngestRecord(
+    station="station-1", agency="测试公安局 Test PSB",
+    session="6d2c1f0e-0000-4000-8000-000000000001",
+    device="ZFY0001", officer="100231",
+    source_path="DCIM/100MEDIA/DSJ_ZFY0001_100231_20261120_160000.MP4",
+    size=len(CLIP), sha256="f6d82f40b9f2d0d6f03455739740d11968fd3fa19f2e2b1131f23938b0a1282a",
+    recording_start=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+    recording_end=datetime(2026, 11, 20, 8, 0, 4, tzinfo=UTC),
+    ingested_at=datetime(2026, 11, 20, 11, 5, 7, 123456, tzinfo=UTC),
+    deadline=datetime(2026, 11, 21, 8, 0, 4, tzinfo=UTC),
+    vault_path="files/Test_PSB/ZFY0001/2026-11-20/"
+               "ZFY0001_100231_20261120T080000Z_DSJ_ZFY0001_100231_20261120_160000.MP4",
+)
+
+EVENTS = [  # (at, kind, subject, payload)
+    (datetime(2026, 11, 20, 11, 0, tzinfo=UTC), "station", "station-1",
+     '{"agency":"\\u6d4b\\u8bd5\\u516c\\u5b89\\u5c40 Test PSB"}'),
+    (datetime(2026, 11, 20, 11, 5, 0, 1, tzinfo=UTC), "session-start", RECORD.session, "{}"),
+    (RECORD.ingested_at, "recording", "1",
+     json.dumps({"sha256": RECORD.sha256, "vault_path": RECORD.vault_path})),
+]
+
+
+def summary() -> Summary:
+    s = Summary(session_id=RECORD.session, source="/dev/sdb1 (ZFY0001)",
+                started_at=datetime(2026, 11, 20, 11, 5, tzinfo=UTC),
+                finished_at=datetime(2026, 11, 20, 11, 6, 30, 5, tzinfo=UTC),
+                bytes_stored=len(CLIP), files_stored=1, cleared="not_sent",
+                recorder={"usb_serial": "SN-1", "clock_drift_s": -3, "clock_set": True,
+                          "battery_percent": 64, "log_events": 2})
+    s.outcomes.append(FileOutcome(RECORD.source_path, "stored", 1, RECORD.vault_path))
+    s.outcomes.append(FileOutcome("DCIM/100MEDIA/X.MP4", "quarantined", 2, "quarantine/x",
+                                  "media_truncated"))
+    s.explanations.append(Explanation(
+        id=7, kind="media_truncated", rule="R3", source_path="DCIM/100MEDIA/X.MP4",
+        error="仅读到 46/100 个视频包", action="kept in quarantine"))
+    return s
+
+
+def build() -> dict[str, bytes]:
+    """Every golden file, as the code makes it now."""
+    body = RECORD.canonical()
+    chain, prev = [], GENESIS
+    for at, kind, subject, payload in EVENTS:
+        prev = event_hash(prev, at, kind, subject, payload)
+        chain.append({"at": at.isoformat(), "kind": kind, "subject": subject,
+                      "payload": payload, "hash": prev})
+    summary_body = canonical_json(summary().to_dict())
+    show = {  # the fields of `evidock show ID --json` that docs/check_record.py reads
+        "station": RECORD.station, "agency": RECORD.agency, "session": RECORD.session,
+        "device": RECORD.device, "officer": RECORD.officer, "source_path": RECORD.source_path,
+        "size": RECORD.size, "sha256": RECORD.sha256, "vault_path": RECORD.vault_path,
+        "start": RECORD.recording_start.isoformat(), "end": RECORD.recording_end.isoformat(),
+        "ingested_at": RECORD.ingested_at.isoformat(), "deadline": RECORD.deadline.isoformat(),
+        "signature": KEY.sign(body), "key_id": KEY.key_id,
+    }
+    text = json.dumps
+    return {
+        "station.pub": KEY.public.pem().encode("ascii"),
+        "key_id.txt": KEY.key_id.encode("ascii") + b"\n",
+        "clip.bin": CLIP,
+        "ingest-record.canonical": body,
+        "ingest-record.sig": KEY.sign(body).encode("ascii") + b"\n",
+        "show.json": text(show, indent=2, ensure_ascii=False).encode("utf-8") + b"\n",
+        "session-summary.canonical": summary_body,
+        "session-summary.sig": KEY.sign(summary_body).encode("ascii") + b"\n",
+        "events.json": text(chain, indent=2).encode("ascii") + b"\n",
+    }
+
+
+def test_the_clip_digest_is_its_sha256() -> None:
+    assert hashlib.sha256(CLIP).hexdigest() == RECORD.sha256
+
+
+@pytest.mark.parametrize("name", sorted(build()))
+def test_the_code_makes_the_golden_bytes(name: str) -> None:
+    assert build()[name] == (DATA / name).read_bytes(), (
+        f"{name} differs from tests/data/records/{name}: a wire or record format changed")
+
+
+def test_a_catalog_row_rebuilds_the_golden_record_and_its_signature_checks() -> None:
+    row = Recording(
+        session_id=RECORD.session, station_id=RECORD.station, agency=RECORD.agency,
+        device_no=RECORD.device, officer_no=RECORD.officer, source_path=RECORD.source_path,
+        source_size=RECORD.size, source_mtime_ns=0, size=RECORD.size, sha256=RECORD.sha256,
+        signature=(DATA / "ingest-record.sig").read_text().strip(), key_id=KEY.key_id,
+        recording_start=RECORD.recording_start, recording_end=RECORD.recording_end,
+        start_from="filename", ingested_at=RECORD.ingested_at, deadline=RECORD.deadline,
+        vault_path=RECORD.vault_path)
+    body = IngestRecord.from_row(row).canonical()
+    assert body == (DATA / "ingest-record.canonical").read_bytes()
+    public = PublicKey.from_pem((DATA / "station.pub").read_text())
+    assert public.key_id == (DATA / "key_id.txt").read_text().strip()
+    assert public.verify(row.signature, body)
+    assert not public.verify(row.signature, body.replace(b"100231", b"100232"))
+
+
+def test_the_golden_event_chain_follows_the_documented_formula() -> None:
+    """docs/formats.md: hash = SHA-256(prev_hash hex || canonical(at, kind, subject, payload))."""
+    prev = "0" * 64
+    for event in json.loads((DATA / "events.json").read_text()):
+        at = datetime.fromisoformat(event["at"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        body = json.dumps({"at": at, "kind": event["kind"], "subject": event["subject"],
+                           "payload": event["payload"]},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        prev = hashlib.sha256(prev.encode("ascii") + body.encode("ascii")).hexdigest()
+        assert prev == event["hash"]
+
+
+def run_checker(show: Path, file: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(DOCS / "check_record.py"), str(show),
+                           str(DATA / "station.pub"), str(file)],
+                          capture_output=True, text=True, check=False, timeout=60)
+
+
+def test_the_documented_checker_accepts_the_golden_record() -> None:
+    done = run_checker(DATA / "show.json", DATA / "clip.bin")
+    assert done.returncode == 0 and "signature good; file matches" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [("officer", "100232"), ("size", 1),
+                                              ("start", "2026-11-20T08:00:01+00:00")])
+def test_the_documented_checker_refuses_an_edited_record(tmp_path: Path, field: str,
+                                                         value: object) -> None:
+    show = json.loads((DATA / "show.json").read_text())
+    show[field] = value
+    edited = tmp_path / "show.json"
+    edited.write_text(json.dumps(show))
+    done = run_checker(edited, DATA / "clip.bin")
+    assert done.returncode != 0 and "InvalidSignature" in done.stderr
+
+
+def test_the_documented_checker_refuses_other_bytes(tmp_path: Path) -> None:
+    other = tmp_path / "clip.bin"
+    other.write_bytes(CLIP + b"x")
+    done = run_checker(DATA / "show.json", other)
+    assert done.returncode == 1 and "the file differs" in done.stderr
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    DATA.mkdir(parents=True, exist_ok=True)
+    for file_name, data in build().items():
+        (DATA / file_name).write_bytes(data)
+    print(f"wrote {len(build())} files to {DATA}")
