@@ -33,6 +33,7 @@ from agent.status import NotRunning, read_status
 from agent.udev_rules import udev_rules
 from devices.source import FolderSource
 from devices.volume import FolderVolume
+from ingest import custody
 from ingest.dock import IngestContext, Summary
 from ingest.pipeline import Dock
 from ingest.plan import Identity
@@ -349,17 +350,38 @@ def annotate(
 
 @app.command()
 def verify(ctx: typer.Context,
-           as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Re-hash every vault file and check every signature; exit 1 on any problem."""
+           as_json: Annotated[bool, typer.Option("--json")] = False,
+           checkpoint: Annotated[list[Path] | None, typer.Option(
+               help="a signed checkpoint kept outside the station (repeatable): the "
+                    "ledger must extend it")] = None) -> None:
+    """Check every file, signature, ledger leaf, checkpoint and catalog row; exit 1 on any
+    problem."""
     settings = settings_of(ctx)
+    outside = []
+    for path in checkpoint or []:
+        try:
+            outside.append((str(path), path.read_bytes()))
+        except OSError as exc:
+            raise UsageError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
     station = open_station(settings, create=False)
-    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
+    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings),
+                          station_id=settings.station_id, outside=outside)
     if as_json:
         emit_json(render.verify_dict(report))
     else:
         for line in render.verify_lines(report):
             out.print(line, highlight=False, markup=False)
     finish(not report.ok)
+
+
+@app.command("checkpoint")
+def checkpoint_cmd(ctx: typer.Context) -> None:
+    """Sign a checkpoint of the ledger now, keep it, write it to the outbox, print it."""
+    settings = settings_of(ctx)
+    station = open_station(settings, create=False)
+    row = custody.make(station.catalog, station.key, settings.station_id,
+                       settings.checkpoint_outbox)
+    sys.stdout.write(row.note)
 
 
 @app.command()
@@ -431,7 +453,8 @@ def demo(ctx: typer.Context) -> None:
     rows = [render.recording_dict(r) for r in station.catalog.recordings()
             if r.session_id == w.summary.session_id]
     out.print(_log_table(rows))
-    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
+    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings),
+                          station_id=settings.station_id)
     for line in render.verify_lines(report):
         say(line)
     finish(not report.ok)

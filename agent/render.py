@@ -67,7 +67,7 @@ def summary_lines(summary: Summary) -> list[str]:
 
 def verify_dict(report: VerifyReport) -> dict[str, Any]:
     return {
-        "ok": report.ok, "recordings": report.recordings, "events": report.events,
+        "ok": report.ok, "recordings": report.recordings, "ledger_leaves": report.leaves,
         "sessions": report.sessions,
         "problems": [p.__dict__ for p in report.problems],
         "awaiting_repair": [p.__dict__ for p in report.repairs],
@@ -76,7 +76,7 @@ def verify_dict(report: VerifyReport) -> dict[str, Any]:
 
 def verify_lines(report: VerifyReport) -> list[str]:
     head = (f"verified {report.recordings} recordings, {report.sessions} dock sessions, "
-            f"{report.events} events: ")
+            f"{report.leaves} ledger leaves: ")
     lines = [head + ("all intact" if report.ok else f"{len(report.problems)} problem(s)")]
     lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.problems)
     if report.repairs:

@@ -118,6 +118,9 @@ class Settings(BaseModel):
     trusted_keys: list[Path] = Field(
         default_factory=list, description="public keys of other stations (PEM), for verify"
     )
+    checkpoint_outbox: Path | None = Field(
+        default=None, description="folder (another machine, removable media) that receives "
+        "every signed ledger checkpoint; empty = kept in the catalog only")
     deadline_hours: float = Field(
         default=24.0, gt=0, le=87600, allow_inf_nan=False,
         description="R2 storage window: finite, more than 0, at most 87600 (10 years)")

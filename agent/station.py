@@ -25,6 +25,7 @@ def ingest_options(settings: Settings) -> IngestOptions:
         verify_reread=settings.verify_reread,
         future_hours=settings.implausible_future_hours,
         past_days=settings.implausible_past_days,
+        checkpoint_outbox=settings.checkpoint_outbox,
     )
 
 
@@ -34,10 +35,11 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
         require_store(settings)
     key = load_or_create(settings.key_file) if create else load(settings.key_file)
     catalog = Catalog.open(settings.catalog_url)
+    catalog.station_id = settings.station_id
     catalog.ensure_station(Station(
         station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
         public_key_pem=key.public.pem(), first_seen=now_utc(),
-    ))
+    ), write=create)
     vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20)
     ctx = IngestContext(
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import Any, Protocol
 
 from devices.volume import SkippedEntry, SourceEntry, SourceFile
@@ -64,6 +65,7 @@ class IngestOptions:
     verify_reread: bool = True
     future_hours: float = 24.0  # a recording time further ahead than this is implausible
     past_days: float = 3650.0  # ... and so is one further back than this
+    checkpoint_outbox: Path | None = None  # where each dock's signed checkpoint also goes
 
 
 @dataclass

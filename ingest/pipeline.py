@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from ingest import custody
 from ingest.account import dock_account
 from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
@@ -349,8 +350,19 @@ class Dock:
         except CatalogError as exc:
             log.error("dock session %s could not be closed (the next start closes it): %s",
                       self.session_id, exc)
+        else:
+            self._checkpoint()
         if self.state not in ("interrupted", "failed"):
             self.state = "done"
+
+    def _checkpoint(self) -> None:
+        """Sign a checkpoint of the ledger after the dock; a failure is logged, not fatal."""
+        try:
+            custody.make(self.st.catalog, self.st.key, self.st.station_id,
+                         self.st.options.checkpoint_outbox)
+        except (EvidockError, OSError) as exc:
+            log.error("dock session %s: no checkpoint was signed after it: %s "
+                      "(`evidock checkpoint` makes one)", self.session_id, _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

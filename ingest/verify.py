@@ -11,14 +11,19 @@ store.
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
+from ingest import custody
 from ingest.record import IngestRecord
-from storage.catalog import GENESIS, Catalog, event_hash, payload_of
+from storage import ledger
+from storage.catalog import Catalog
 from storage.errors import VaultError
 from storage.keys import PublicKey
+from storage.merkle import MerkleTree, leaf_hash
 from storage.models import Recording
 from storage.vault import Vault
 
@@ -26,7 +31,8 @@ from storage.vault import Vault
 @dataclass(frozen=True)
 class Problem:
     kind: str  # missing, altered, unreadable, bad_signature, unknown_key, unexpected_file,
-    #            unfinished_file, event_chain, event_mismatch, bad_session_signature
+    #            bad_session_signature, ledger_leaf, ledger_head, row_differs, row_missing,
+    #            row_without_leaf, key_changed, checkpoint, catalog_damaged
     subject: str
     detail: str
 
@@ -34,7 +40,7 @@ class Problem:
 @dataclass
 class VerifyReport:
     recordings: int = 0
-    events: int = 0
+    leaves: int = 0
     sessions: int = 0
     problems: list[Problem] = field(default_factory=list)
     repairs: list[Problem] = field(default_factory=list)  # left by a crash; the next start
@@ -70,9 +76,14 @@ def _check_file(row: Recording, vault: Vault) -> Problem | None:
 
 
 def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
-                 on_file: Callable[[str], None] | None = None) -> VerifyReport:
+                 on_file: Callable[[str], None] | None = None, *,
+                 station_id: str | None = None,
+                 outside: Sequence[tuple[str, bytes]] = ()) -> VerifyReport:
+    """Check everything; ``outside`` are (name, signed note) checkpoints kept elsewhere."""
     report = VerifyReport()
     problems = report.problems
+    problems.extend(Problem("catalog_damaged", "catalog", message)
+                    for message in catalog.integrity())
     rows = catalog.recordings()
     report.recordings = len(rows)
     for row in rows:
@@ -105,21 +116,16 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
                                       "an interrupted copy, no evidence; the next start "
                                       "removes it"))
 
-    recorded = {str(r.id): r for r in rows}
-    prev = GENESIS
-    for ev in catalog.events():
-        report.events += 1
-        subject = f"event {ev.id} ({ev.kind} {ev.subject})"
-        if ev.prev_hash != prev or ev.hash != event_hash(prev, ev.at, ev.kind, ev.subject,
-                                                         ev.payload):
-            problems.append(Problem("event_chain", subject,
-                                    "the event log was edited or an entry removed here"))
-        prev = ev.hash
-        if ev.kind == "recording" and (rec := recorded.get(ev.subject)) is not None:
-            logged = payload_of(ev)
-            if (logged["sha256"], logged["vault_path"]) != (rec.sha256, rec.vault_path):
-                problems.append(Problem("event_mismatch", f"recording {rec.id}",
-                                        "the catalog row differs from its logged ingest event"))
+    found, tree = check_ledger(catalog, report)
+    problems.extend(found)
+    if station_id is not None:
+        trusted = custody.verifiers(station_id, keys.values())
+        origin = custody.origin_of(station_id)
+        notes = [(f"checkpoint {c.size}", c.note.encode("utf-8")) for c in catalog.checkpoints()]
+        notes += [(f"outside checkpoint {name}", note) for name, note in outside]
+        for subject, note in notes:
+            if finding := custody.check(note, tree, trusted, origin, subject):
+                problems.append(Problem("checkpoint", finding.subject, finding.detail))
 
     for dock in catalog.sessions():
         report.sessions += 1
@@ -134,3 +140,65 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
             problems.append(Problem("bad_session_signature", f"session {dock.session_id}",
                                     "the session summary does not match its signature"))
     return report
+
+
+def _differences(found: dict[str, Any], logged: dict[str, Any]) -> list[str]:
+    return sorted(name for name in set(found) | set(logged) if found.get(name) != logged.get(name))
+
+
+def check_ledger(catalog: Catalog, report: VerifyReport) -> tuple[list[Problem], MerkleTree]:
+    """The ledger against itself (leaf hashes, order, head) and every row against it."""
+    problems: list[Problem] = []
+    hashes: list[bytes] = []
+    bodies: list[dict[str, Any]] = []
+    pinned: dict[str, str] = {}  # station -> key id, from its first leaf
+    for leaf in catalog.leaves():
+        seq = len(bodies)
+        subject = f"ledger leaf {leaf.seq} ({leaf.kind} {leaf.subject})"
+        raw = leaf.body.encode("ascii", "replace")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {}
+        if leaf.seq != seq:
+            problems.append(Problem("ledger_leaf", subject,
+                                    f"expected leaf {seq} here: leaves were removed"))
+        if leaf_hash(raw).hex() != leaf.leaf_hash or body.get("seq") != leaf.seq:
+            problems.append(Problem("ledger_leaf", subject,
+                                    "the leaf does not match its hash or position: edited"))
+        hashes.append(leaf_hash(raw))
+        bodies.append(body)
+        for change in ledger.changes_of(body):
+            if change.table != "station" or change.row is None:
+                continue
+            station, key_id = change.key, change.row.get("key_id")
+            if station not in pinned or body.get("kind") == "key-rotate":
+                pinned[station] = str(key_id)
+            elif pinned[station] != key_id:
+                problems.append(Problem("key_changed", f"station {station}",
+                                        f"{subject} changes the station key from "
+                                        f"{pinned[station]} to {key_id} without a rotation"))
+    report.leaves = len(bodies)
+    tree = MerkleTree(hashes)
+    head = catalog.head()
+    if head.size != tree.size or head.root != tree.root().hex():
+        problems.append(Problem("ledger_head", "ledger",
+                                f"the head says {head.size} leaves with root {head.root[:16]}…, "
+                                f"the leaves make {tree.size} with root "
+                                f"{tree.root().hex()[:16]}…"))
+    expected = ledger.replay(bodies)
+    for name, cls in ledger.TABLES.items():
+        for row in catalog.rows(cls):
+            key = (name, ledger.row_key(row))
+            logged = expected.pop(key, None)
+            what = f"{name} {key[1]}"
+            if logged is None:
+                problems.append(Problem("row_without_leaf", what,
+                                        "the row is in the catalog but not in the ledger"))
+            elif diff := _differences(ledger.image(row), logged):
+                problems.append(Problem("row_differs", what,
+                                        f"differs from the ledger in {', '.join(diff)}"))
+    for table, row_id in sorted(expected):
+        problems.append(Problem("row_missing", f"{table} {row_id}",
+                                "the ledger holds this row; the catalog has lost it"))
+    return problems, tree

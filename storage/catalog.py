@@ -6,8 +6,6 @@ hash-chained event log, so a row never exists without its trace.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,33 +15,29 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event, exists, func, or_
+from sqlalchemy import Engine, event, exists, func, or_, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
-from storage.canonical import canonical_json
-from storage.errors import CatalogError, NotFound
+from storage import ledger
+from storage.errors import CatalogError, NotFound, StationKeyError
 from storage.models import (
+    Checkpoint,
     Clearing,
     Device,
     DockSession,
-    Event,
     Explanation,
+    LedgerHead,
+    LedgerLeaf,
     LoggedDeviceEvent,
+    M,
     Officer,
     PendingCopy,
     Recording,
     Station,
-    now_utc,
 )
 
-GENESIS = "0" * 64
 _MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def event_hash(prev_hash: str, at: datetime, kind: str, subject: str, payload: str) -> str:
-    body = canonical_json({"at": at, "kind": kind, "subject": subject, "payload": payload})
-    return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
 
 
 def make_engine(url: str, *, write: bool = True) -> Engine:
@@ -107,6 +101,7 @@ class Catalog:
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine
         self.writer = writer or engine
+        self.station_id: str | None = None  # named in each ledger leaf this catalog writes
 
     @classmethod
     def open(cls, url: str) -> Catalog:
@@ -131,31 +126,36 @@ class Catalog:
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[Session]:
-        """One write transaction; database errors become CatalogError naming ``what``."""
+        """One write transaction, sealed by its ledger leaf; errors become CatalogError."""
         try:
             with Session(self.writer, expire_on_commit=False) as db, db.begin():
+                ledger.watch(db)
                 yield db
+                ledger.seal(db, self.station_id)
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
 
     def append_event(self, db: Session, kind: str, subject: str,
                      payload: dict[str, Any]) -> None:
-        """Append to the hash chain inside the caller's write transaction."""
-        last = db.exec(select(Event.hash).order_by(col(Event.id).desc()).limit(1)).first()
-        prev = last or GENESIS
-        at = now_utc()
-        text = canonical_json(payload).decode("ascii")
-        db.add(
-            Event(at=at, kind=kind, subject=subject, payload=text, prev_hash=prev,
-                  hash=event_hash(prev, at, kind, subject, text))
-        )
+        """Name what the caller's write transaction does, for its ledger leaf."""
+        ledger.note_event(db, kind, subject, payload)
 
     # Writes ------------------------------------------------------------------
 
-    def ensure_station(self, station: Station) -> None:
+    def ensure_station(self, station: Station, *, write: bool = True) -> None:
+        """Check the station's key against the pinned one; record the station if new.
+
+        The first key a station signs with is pinned (in the catalog and its ledger);
+        any other key is refused: a key changes only by ``evidock keys rotate``.
+        """
         with self.reading() as db:
             known = db.get(Station, station.station_id)
-        if known is not None and (known.key_id, known.agency) == (station.key_id, station.agency):
+        if known is not None and known.key_id != station.key_id:
+            raise StationKeyError(
+                f"the station key ({station.key_id}) is not the key station "
+                f"{station.station_id} signs with ({known.key_id}): restore the station's "
+                "key from its backup; a new key is taken only through `evidock keys rotate`")
+        if not write or (known is not None and known.agency == station.agency):
             return
         if known is not None:
             station.first_seen = known.first_seen
@@ -397,9 +397,46 @@ class Catalog:
         with self.reading() as db:
             return db.get(DockSession, session_id)
 
-    def events(self) -> Iterator[Event]:
+    def leaves(self, start: int = 0, stop: int | None = None) -> Iterator[LedgerLeaf]:
+        """Ledger leaves ``start`` <= seq < ``stop``, in order."""
+        query = select(LedgerLeaf).where(col(LedgerLeaf.seq) >= start)
+        if stop is not None:
+            query = query.where(col(LedgerLeaf.seq) < stop)
         with self.reading() as db:
-            yield from db.exec(select(Event).order_by(col(Event.id)))
+            yield from db.exec(query.order_by(col(LedgerLeaf.seq)))
+
+    def head(self) -> LedgerHead:
+        with self.reading() as db:
+            found = db.get(LedgerHead, 1)
+        if found is None:
+            raise CatalogError("catalog: the ledger has no head row (a damaged catalog)")
+        return found
+
+    def checkpoints(self) -> Sequence[Checkpoint]:
+        with self.reading() as db:
+            return db.exec(select(Checkpoint).order_by(col(Checkpoint.size))).all()
+
+    def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Keep a signed checkpoint (not a ledger change: it is about the ledger)."""
+        try:
+            with Session(self.writer, expire_on_commit=False) as db, db.begin():
+                db.merge(checkpoint)
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog: cannot keep checkpoint {checkpoint.size}: {exc}") \
+                from exc
+
+    def rows(self, cls: type[M]) -> Sequence[M]:
+        """Every row of one table (for verify)."""
+        with self.reading() as db:
+            return db.exec(select(cls)).all()
+
+    def integrity(self) -> list[str]:
+        """SQLite's own check of its pages and indexes ([] when sound, or not SQLite)."""
+        if self.engine.dialect.name != "sqlite":
+            return []
+        with self.reading() as db:
+            found = [str(row[0]) for row in db.execute(text("PRAGMA integrity_check"))]
+        return [] if found == ["ok"] else found
 
     def count_recordings(self, session_id: str | None = None) -> int:
         query = select(func.count()).select_from(Recording)
@@ -407,8 +444,3 @@ class Catalog:
             query = query.where(Recording.session_id == session_id)
         with self.reading() as db:
             return int(db.exec(query).one())
-
-
-def payload_of(ev: Event) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(ev.payload)
-    return data

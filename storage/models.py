@@ -162,17 +162,36 @@ class Explanation(SQLModel, table=True):
     text: str | None = None
 
 
-class Event(SQLModel, table=True):
-    """Append-only, hash-chained log of everything that happened."""
+class LedgerLeaf(SQLModel, table=True):
+    """One leaf of the ledger: what one catalog transaction did (storage/ledger.py)."""
 
-    __tablename__ = "event"
-    id: int | None = Field(default=None, primary_key=True)
+    __tablename__ = "ledger_leaf"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = utc_field()
-    kind: str
-    subject: str
-    payload: str
-    prev_hash: str
-    hash: str = Field(unique=True)
+    kind: str = Field(index=True)
+    subject: str = Field(index=True)
+    body: str  # the canonical leaf, ASCII
+    leaf_hash: str  # hex SHA-256(0x00 || body)
+
+
+class LedgerHead(SQLModel, table=True):
+    """The ledger's one row of state, and the serialization point of every append."""
+
+    __tablename__ = "ledger_head"
+    id: int = Field(primary_key=True)
+    size: int = 0
+    frontier: str = "[]"  # JSON: hex roots of the perfect subtrees, largest first
+    root: str = ""
+
+
+class Checkpoint(SQLModel, table=True):
+    """A signed checkpoint (C2SP tlog-checkpoint) of the ledger."""
+
+    __tablename__ = "checkpoint"
+    size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    root: str  # hex
+    note: str  # the signed note, as written to the outbox
+    made_at: datetime = utc_field()
 
 
 class PendingCopy(SQLModel, table=True):

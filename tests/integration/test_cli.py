@@ -99,7 +99,7 @@ def test_verify_finds_an_edited_digest(home: Path, ingested: list[dict[str, obje
     report = json.loads(out)
     assert code == 1 and not report["ok"]
     kinds = {p["kind"] for p in report["problems"]}
-    assert kinds == {"bad_signature", "altered", "event_mismatch"}
+    assert kinds == {"bad_signature", "altered", "row_differs"}
 
 
 def test_verify_finds_a_deleted_and_an_unexpected_file(
@@ -113,12 +113,12 @@ def test_verify_finds_a_deleted_and_an_unexpected_file(
     assert "unexpected_file" in out and "planted.MP4" in out
 
 
-def test_verify_finds_an_edited_or_removed_event(home: Path,
-                                                 ingested: list[dict[str, object]]) -> None:
+def test_verify_finds_a_removed_ledger_leaf(home: Path,
+                                            ingested: list[dict[str, object]]) -> None:
     with sqlite3.connect(home / "catalog.db") as db:
-        db.execute("delete from event where id = 3")
+        db.execute("delete from ledger_leaf where seq = 3")
     code, out, _ = evidock("verify")
-    assert code == 1 and "event_chain" in out
+    assert code == 1 and "ledger_leaf: ledger leaf 4" in out and "leaves were removed" in out
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -118,7 +118,7 @@ def test_ctrl_c_in_any_command_exits_130(home: Path, monkeypatch: pytest.MonkeyP
     assert CliRunner().invoke(cli.app, ["ingest", str(recent_volume), "--json"]).exit_code in (
         0, 1)
 
-    def interrupted(*_args: object) -> None:
+    def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(cli, "verify_store", interrupted)

@@ -10,6 +10,7 @@ a test key made from fixed bytes; it signs nothing outside these tests.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
@@ -22,9 +23,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ingest.dock import FileOutcome, Summary
 from ingest.record import IngestRecord
+from storage import ledger
 from storage.canonical import canonical_json
-from storage.catalog import GENESIS, event_hash
+from storage.checkpoint import make_checkpoint
 from storage.keys import PublicKey, StationKey
+from storage.merkle import MerkleTree, leaf_hash
 from storage.models import Explanation, Recording
 
 DATA = Path(__file__).parents[1] / "data" / "records"
@@ -46,12 +49,16 @@ RECORD = IngestRecord(
                "ZFY0001_100231_20261120T080000Z_DSJ_ZFY0001_100231_20261120_160000.MP4",
 )
 
-EVENTS = [  # (at, kind, subject, payload)
-    (datetime(2026, 11, 20, 11, 0, tzinfo=UTC), "station", "station-1",
-     '{"agency":"\\u6d4b\\u8bd5\\u516c\\u5b89\\u5c40 Test PSB"}'),
-    (datetime(2026, 11, 20, 11, 5, 0, 1, tzinfo=UTC), "session-start", RECORD.session, "{}"),
-    (RECORD.ingested_at, "recording", "1",
-     json.dumps({"sha256": RECORD.sha256, "vault_path": RECORD.vault_path})),
+LEAVES = [  # (at, (kind, subject, payload), changes)
+    (datetime(2026, 11, 20, 11, 0, tzinfo=UTC), ("station", "station-1", {"key_id": "k"}),
+     {("station", "station-1"): {"station_id": "station-1", "agency": RECORD.agency,
+                                 "key_id": "k", "first_seen": "2026-11-20T11:00:00.000000Z"}}),
+    (datetime(2026, 11, 20, 11, 5, 0, 1, tzinfo=UTC), ("session-start", RECORD.session, {}),
+     {("dock_session", RECORD.session): {"session_id": RECORD.session,
+                                         "clock_drift_s": "-3.5", "battery_pct": 64}}),
+    (RECORD.ingested_at, None,
+     {("pending_copy", "1"): None, ("officer", "100231"): {"officer_no": "100231",
+                                                           "name": "张三"}}),
 ]
 
 
@@ -74,11 +81,13 @@ def summary() -> Summary:
 def build() -> dict[str, bytes]:
     """Every golden file, as the code makes it now."""
     body = RECORD.canonical()
-    chain, prev = [], GENESIS
-    for at, kind, subject, payload in EVENTS:
-        prev = event_hash(prev, at, kind, subject, payload)
-        chain.append({"at": at.isoformat(), "kind": kind, "subject": subject,
-                      "payload": payload, "hash": prev})
+    leaves = [ledger.leaf_body(seq, at, "station-1", ev, changes)
+              for seq, (at, ev, changes) in enumerate(LEAVES)]
+    tree = MerkleTree(leaf_hash(body) for body in leaves)
+    chain = [{"body": body.decode("ascii"), "leaf_hash": leaf_hash(body).hex()}
+             for body in leaves]
+    point = make_checkpoint("evidock/station-1", tree.size, tree.root(), "evidock/station-1",
+                            KEY.private)
     summary_body = canonical_json(summary().to_dict())
     show = {  # the fields of `evidock show ID --json` that docs/check_record.py reads
         "station": RECORD.station, "agency": RECORD.agency, "session": RECORD.session,
@@ -98,7 +107,8 @@ def build() -> dict[str, bytes]:
         "show.json": text(show, indent=2, ensure_ascii=False).encode("utf-8") + b"\n",
         "session-summary.canonical": summary_body,
         "session-summary.sig": KEY.sign(summary_body).encode("ascii") + b"\n",
-        "events.json": text(chain, indent=2).encode("ascii") + b"\n",
+        "ledger-leaves.json": text(chain, indent=2).encode("ascii") + b"\n",
+        "checkpoint.txt": point,
     }
 
 
@@ -129,16 +139,23 @@ def test_a_catalog_row_rebuilds_the_golden_record_and_its_signature_checks() -> 
     assert not public.verify(row.signature, body.replace(b"100231", b"100232"))
 
 
-def test_the_golden_event_chain_follows_the_documented_formula() -> None:
-    """docs/formats.md: hash = SHA-256(prev_hash hex || canonical(at, kind, subject, payload))."""
-    prev = "0" * 64
-    for event in json.loads((DATA / "events.json").read_text()):
-        at = datetime.fromisoformat(event["at"]).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = json.dumps({"at": at, "kind": event["kind"], "subject": event["subject"],
-                           "payload": event["payload"]},
-                          sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-        prev = hashlib.sha256(prev.encode("ascii") + body.encode("ascii")).hexdigest()
-        assert prev == event["hash"]
+def test_the_golden_ledger_follows_the_documented_formulas() -> None:
+    """docs/formats.md: leaf hash = SHA-256(0x00 || leaf); node = SHA-256(0x01 || l || r)."""
+    leaves = json.loads((DATA / "ledger-leaves.json").read_text())
+    hashes = [hashlib.sha256(b"\x00" + leaf["body"].encode("ascii")).digest() for leaf in leaves]
+    assert [h.hex() for h in hashes] == [leaf["leaf_hash"] for leaf in leaves]
+
+    def node(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
+    root = node(node(hashes[0], hashes[1]), hashes[2])  # three leaves: ((0 1) 2)
+    lines = (DATA / "checkpoint.txt").read_text().split("\n")
+    assert lines[:3] == ["evidock/station-1", "3", base64.b64encode(root).decode("ascii")]
+    assert lines[3] == "" and lines[4].startswith("\u2014 evidock/station-1 ")
+    signed = base64.b64decode(lines[4].split(" ")[2])
+    key_hash = hashlib.sha256(b"evidock/station-1\n\x01" + KEY.public.key.public_bytes_raw())
+    assert signed[:4] == key_hash.digest()[:4]
+    KEY.public.key.verify(signed[4:], "\n".join(lines[:3]).encode("ascii") + b"\n")
 
 
 def run_checker(show: Path, file: Path) -> subprocess.CompletedProcess[str]:

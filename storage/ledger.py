@@ -1,0 +1,195 @@
+"""The ledger: every catalog transaction is one leaf of an append-only Merkle tree.
+
+A leaf is the canonical encoding (docs/formats.md) of what the transaction did:
+the event it stands for (kind, subject, payload) and the full new values of every
+row it inserted or changed (or ``null`` for a row it deleted). Leaves are hashed
+as in RFC 6962 (``storage.merkle``), so any catalog row can be rebuilt from the
+ledger and checked against it, and a signed checkpoint of the tree's size and
+root pins everything before it.
+
+The append takes the one serialization point of the catalog, the ``ledger_head``
+row (``UPDATE ... SET size = size + 1`` first, so on PostgreSQL concurrent writers
+queue on its row lock; SQLite's BEGIN IMMEDIATE already serializes), and keeps the
+tree's compact range there, so an append costs O(log n) hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, inspect, update
+from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import Session, SQLModel, col, select
+
+from storage.canonical import canonical_json, utc_text
+from storage.merkle import leaf_hash, node_hash
+from storage.models import (
+    Clearing,
+    Device,
+    DockSession,
+    Explanation,
+    LedgerHead,
+    LedgerLeaf,
+    LoggedDeviceEvent,
+    Officer,
+    PendingCopy,
+    Recording,
+    Station,
+    now_utc,
+)
+
+LEAF_FORMAT = "evidock-ledger-leaf/1"
+
+#: Every table whose rows the ledger holds, by table name.
+TABLES: dict[str, type[SQLModel]] = {
+    str(cls.__tablename__): cls
+    for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
+                Clearing, LoggedDeviceEvent)
+}
+
+_CHANGES = "evidock.ledger.changes"
+_EVENT = "evidock.ledger.event"
+
+
+def encode_value(value: Any) -> Any:
+    """A column value as it appears in a leaf: times as canonical UTC text, floats as text."""
+    if isinstance(value, datetime):
+        return utc_text(value)
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same float
+    return value
+
+
+def image(row: SQLModel) -> dict[str, Any]:
+    """The row's columns as the ledger records them."""
+    table = row.__table__  # type: ignore[attr-defined]
+    return {c.name: encode_value(getattr(row, c.name)) for c in table.columns}
+
+
+def row_key(row: SQLModel) -> str:
+    """The primary key as text (composite keys joined by '/')."""
+    identity = inspect(row).mapper.primary_key_from_instance(row)
+    if any(part is None for part in identity):
+        raise ValueError(f"a {type(row).__name__} row has no primary key yet")
+    return "/".join(str(part) for part in identity)
+
+
+# Collecting a transaction's changes -------------------------------------------------
+
+def _collect(db: OrmSession, _context: Any) -> None:
+    """after_flush: note the new values of every ledgered row this flush wrote."""
+    changes: dict[tuple[str, str], dict[str, Any] | None] = db.info[_CHANGES]
+    for obj in list(db.new) + [o for o in db.dirty if db.is_modified(o)]:
+        name = getattr(obj, "__tablename__", None)
+        if name in TABLES:
+            changes[(name, row_key(obj))] = image(obj)
+    for obj in db.deleted:
+        name = getattr(obj, "__tablename__", None)
+        if name in TABLES:
+            changes[(name, row_key(obj))] = None
+
+
+def watch(db: Session) -> None:
+    """Start collecting ``db``'s changes for the leaf ``seal`` writes."""
+    db.info[_CHANGES] = {}
+    event.listen(db, "after_flush", _collect)
+
+
+def note_event(db: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
+    """Name what this transaction does; one event per transaction."""
+    if _EVENT in db.info:
+        raise RuntimeError(f"one ledger event per transaction ({db.info[_EVENT][0]} already)")
+    db.info[_EVENT] = (kind, subject, payload)
+
+
+# The compact range: the roots of the perfect subtrees, largest first ---------------
+
+def frontier_append(frontier: list[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The compact range of a tree of ``size`` leaves after appending ``leaf``."""
+    out, node, n = list(frontier), leaf, size
+    while n & 1:  # the rightmost subtree has the new node's height: merge them
+        node = node_hash(out.pop(), node)
+        n >>= 1
+    out.append(node)
+    return out
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """RFC 6962 root of the tree whose compact range this is (SHA-256 of '' when empty)."""
+    if not frontier:
+        return hashlib.sha256(b"").digest()
+    node = frontier[-1]
+    for left in reversed(frontier[:-1]):
+        node = node_hash(left, node)
+    return node
+
+
+def leaf_body(seq: int, at: datetime, station: str | None,
+              ev: tuple[str, str, dict[str, Any]] | None,
+              changes: Mapping[tuple[str, str], dict[str, Any] | None]) -> bytes:
+    kind, subject, payload = ev if ev is not None else ("change", "", {})
+    return canonical_json({
+        "format": LEAF_FORMAT, "seq": seq, "at": at, "station": station,
+        "kind": kind, "subject": subject, "payload": payload,
+        "changes": [{"table": t, "key": k, "row": row}
+                    for (t, k), row in sorted(changes.items(), key=lambda i: i[0])],
+    })
+
+
+def seal(db: Session, station: str | None) -> LedgerLeaf | None:
+    """Append this transaction's leaf (after its last flush); None if it changed nothing."""
+    db.flush()
+    event.remove(db, "after_flush", _collect)
+    changes = db.info.pop(_CHANGES)
+    ev = db.info.pop(_EVENT, None)
+    if not changes and ev is None:
+        return None
+    # The serialization point: the head row is locked (PostgreSQL) before it is read.
+    db.execute(update(LedgerHead).where(col(LedgerHead.id) == 1)
+               .values(size=col(LedgerHead.size) + 1))
+    head = db.exec(select(LedgerHead).where(col(LedgerHead.id) == 1)
+                   .execution_options(populate_existing=True)).one()
+    seq, at = head.size - 1, now_utc()
+    body = leaf_body(seq, at, station, ev, changes)
+    digest = leaf_hash(body)
+    frontier = frontier_append([bytes.fromhex(h) for h in json.loads(head.frontier)], seq,
+                               digest)
+    head.frontier = json.dumps([h.hex() for h in frontier])
+    head.root = frontier_root(frontier).hex()
+    db.add(head)
+    leaf = LedgerLeaf(seq=seq, at=at, kind=ev[0] if ev else "change",
+                      subject=ev[1] if ev else "", body=body.decode("ascii"),
+                      leaf_hash=digest.hex())
+    db.add(leaf)
+    return leaf
+
+
+# Reading it back ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    table: str
+    key: str
+    row: dict[str, Any] | None  # None: the row was deleted
+
+
+def changes_of(body: dict[str, Any]) -> Iterator[Change]:
+    for item in body.get("changes", []):
+        yield Change(item["table"], item["key"], item["row"])
+
+
+def replay(bodies: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The rows the ledger says exist now, by (table, key)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for body in bodies:
+        for change in changes_of(body):
+            if change.row is None:
+                rows.pop((change.table, change.key), None)
+            else:
+                rows[(change.table, change.key)] = change.row
+    return rows
