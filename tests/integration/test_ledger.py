@@ -1,0 +1,220 @@
+"""Custody: each attack on a station's files, on a fresh store, is caught by verify.
+
+The attacker has the station's files (catalog, vault, even the key folder) but not
+the checkpoints written to the outbox. Each case edits a real store made by a real
+ingest and runs the real `evidock verify`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from typer.testing import CliRunner
+
+from cli import app
+from storage import ledger
+from storage.catalog import Catalog, make_engine
+from storage.keys import load_or_create
+from storage.merkle import leaf_hash
+
+runner = CliRunner()
+Attack = Callable[[Path, sqlite3.Connection], None]
+
+
+def evidock(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def store(home: Path, recent_volume: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("EVIDOCK_CHECKPOINT_OUTBOX", str(home.parent / "outbox"))
+    code, _, err = evidock("ingest", str(recent_volume), "--json")
+    assert code == 1, err  # the truncated clip is a storage fault (R3)
+    code, out, _ = evidock("verify", "--json")
+    assert code == 0 and json.loads(out)["ok"]
+    return home
+
+
+def problems(*args: str) -> set[tuple[str, str]]:
+    code, out, err = evidock("verify", "--json", *args)
+    report = json.loads(out)
+    assert code == 1 and not report["ok"], err
+    return {(p["kind"], p["subject"]) for p in report["problems"]}
+
+
+def sql(statement: str) -> Attack:
+    def attack(_home: Path, db: sqlite3.Connection) -> None:
+        db.execute(statement)
+    return attack
+
+
+def delete_recording_and_file(home: Path, db: sqlite3.Connection) -> None:
+    (path,) = db.execute("select vault_path from recording where id = 2").fetchone()
+    db.execute("delete from recording where id = 2")
+    vault_file = home / "vault" / path
+    vault_file.chmod(0o644)
+    vault_file.unlink()
+
+
+def rebuild_head(db: sqlite3.Connection) -> None:
+    """What an attacker with the database does after cutting leaves: a consistent head."""
+    frontier: list[bytes] = []
+    rows = db.execute("select seq, body from ledger_leaf order by seq").fetchall()
+    db.execute("delete from ledger_leaf")
+    for seq, (_, body) in enumerate(rows):
+        data = json.loads(body)
+        data["seq"] = seq
+        raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode("ascii")
+        frontier = ledger.frontier_append(frontier, seq, leaf_hash(raw))
+        db.execute("insert into ledger_leaf (seq, at, kind, subject, body, leaf_hash) "
+                   "values (?, '2026-01-01 00:00:00', ?, '', ?, ?)",
+                   (seq, data["kind"], raw.decode("ascii"), leaf_hash(raw).hex()))
+    db.execute("update ledger_head set size = ?, frontier = ?, root = ?",
+               (len(rows), json.dumps([h.hex() for h in frontier]),
+                ledger.frontier_root(frontier).hex()))
+
+
+def cut_the_last_leaves(_home: Path, db: sqlite3.Connection) -> None:
+    db.execute("delete from ledger_leaf where seq >= (select size - 3 from ledger_head)")
+
+
+def remove_a_leaf_and_rebuild(_home: Path, db: sqlite3.Connection) -> None:
+    db.execute("delete from ledger_leaf where seq = 3")
+    rebuild_head(db)
+
+
+def edit_a_leaf(_home: Path, db: sqlite3.Connection) -> None:
+    db.execute("update ledger_leaf set body = replace(body, '\"state\":\"stored\"', "
+               "'\"state\":\"quarantined\"') where kind = 'recording'")
+
+
+def plant_a_row(_home: Path, db: sqlite3.Connection) -> None:
+    db.execute("insert into officer (officer_no, name) values ('999999', 'planted')")
+
+
+ATTACKS: dict[str, tuple[Attack, set[str]]] = {
+    "recording row and file deleted": (delete_recording_and_file, {"row_missing"}),
+    "case number edited": (sql("update recording set case_no = 'A-1' where id = 1"),
+                           {"row_differs"}),
+    "party edited": (sql("update recording set party = 'x' where id = 1"), {"row_differs"}),
+    "category edited": (sql("update recording set category = 'x' where id = 1"),
+                        {"row_differs"}),
+    "late flag flipped": (sql("update recording set late = 1 - late where id = 1"),
+                          {"row_differs"}),
+    "explanation status edited": (sql("update explanation set status = 'completed'"),
+                                  {"row_differs"}),
+    "explanation text edited": (sql("update explanation set error = 'nothing happened'"),
+                                {"row_differs"}),
+    "dock facts edited": (sql("update dock_session set battery_pct = 100, "
+                              "clock_drift_s = 0, device_log = '[]'"), {"row_differs"}),
+    "officer name edited": (sql("update officer set name = 'someone else'"), {"row_differs"}),
+    "device state edited": (sql("update device set status = 'retired'"), {"row_differs"}),
+    "last leaves cut off": (cut_the_last_leaves, {"ledger_head", "checkpoint"}),
+    "leaf removed, tree rebuilt": (remove_a_leaf_and_rebuild, {"checkpoint"}),
+    "leaf edited": (edit_a_leaf, {"ledger_leaf", "ledger_head"}),
+    "row planted": (plant_a_row, {"row_without_leaf"}),
+    "checkpoint forged": (sql("update checkpoint set note = replace(note, 'evidock', 'evidocK')"),
+                          {"checkpoint"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_each_attack_is_caught(store: Path, name: str) -> None:
+    attack, expected = ATTACKS[name]
+    with sqlite3.connect(store / "catalog.db") as db:
+        attack(store, db)
+    found = {kind for kind, _ in problems()}
+    assert expected <= found, (name, found)
+
+
+def test_a_corrupted_sqlite_page_is_caught(store: Path) -> None:
+    catalog = store / "catalog.db"
+    with sqlite3.connect(catalog) as db:
+        db.execute("pragma wal_checkpoint(truncate)")
+        (page_size,) = db.execute("pragma page_size").fetchone()
+        (root,) = db.execute("select rootpage from sqlite_master "
+                             "where name = 'ix_recording_sha256'").fetchone()
+    with catalog.open("r+b") as f:  # scribble over one index page
+        f.seek((root - 1) * page_size + 8)
+        f.write(b"\xff" * 64)
+    code, out, err = evidock("verify", "--json")
+    assert code == 1
+    assert "catalog_damaged" in out or "malformed" in (out + err), (out, err)
+
+
+def test_a_rolled_back_ledger_is_caught_by_an_outside_checkpoint(store: Path) -> None:
+    outbox = store.parent / "outbox"
+    (kept,) = sorted(outbox.iterdir())  # the checkpoint written after the dock
+    assert kept.read_text().startswith("evidock/station-1\n")
+    with sqlite3.connect(store / "catalog.db") as db:  # undo the dock's last file, fully
+        (last,) = db.execute("select max(id) from recording").fetchone()
+        (cut,) = db.execute("select min(seq) from ledger_leaf where kind = 'recording' "
+                            "and subject = ?", (str(last),)).fetchone()
+        db.execute("delete from ledger_leaf where seq >= ?", (cut,))
+        db.execute("delete from explanation where recording_id = ?", (last,))
+        db.execute("delete from recording where id = ?", (last,))
+        db.execute("delete from checkpoint")
+        rebuild_head(db)
+    found = {kind for kind, _ in problems("--checkpoint", str(kept))}
+    assert "checkpoint" in found
+
+
+def test_a_replaced_station_key_is_refused_not_adopted(store: Path) -> None:
+    key = store / "keys" / "station.key"
+    key.chmod(0o600)
+    key.unlink()
+    code, _, err = evidock("checkpoint")  # a read-only open makes no key
+    assert code != 0 and not key.exists()
+    load_or_create(key)  # the attacker's new key
+    for args in (["log"], ["verify"], ["checkpoint"]):
+        code, _, err = evidock(*args)
+        assert code == 1 and "is not the key station station-1 signs with" in err, args
+
+
+def test_checkpoint_command_signs_prints_and_writes_the_outbox(store: Path) -> None:
+    code, out, err = evidock("checkpoint")
+    assert code == 0, err
+    lines = out.split("\n")
+    assert lines[0] == "evidock/station-1" and int(lines[1]) > 0 and lines[3] == ""
+    assert lines[4].startswith("\u2014 evidock/station-1 ")
+    written = sorted((store.parent / "outbox").iterdir())
+    assert written[-1].read_text() == out
+    code, out, _ = evidock("verify", "--checkpoint", str(written[-1]))
+    assert code == 0 and "all intact" in out
+
+
+def test_a_store_with_an_event_chain_is_upgraded_and_says_so(
+        home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    url = f"sqlite:///{home / 'catalog.db'}"
+    engine = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(ledger.__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.exec_driver_sql(
+            "insert into officer (officer_no, name) values ('100231', 'old')")
+        conn.exec_driver_sql(
+            "insert into event (at, kind, subject, payload, prev_hash, hash) values "
+            "('2026-01-01 00:00:00', 'officer', '100231', '{}', '" + "0" * 64 + "', 'h1')")
+    engine.dispose()
+    with caplog.at_level("WARNING", logger="evidock"):
+        catalog = Catalog.open(url)
+    try:
+        kinds = [leaf.kind for leaf in catalog.leaves()]
+        assert kinds == ["legacy-event", "ledger-start"]
+        start = json.loads(list(catalog.leaves())[-1].body)
+        assert start["payload"] == {"from_event_chain": 1, "chain_head": "h1",
+                                    "rows": "as found"}
+        assert {"table": "officer", "key": "100231"}.items() <= start["changes"][0].items()
+        assert catalog.head().size == 2
+    finally:
+        catalog.close()
+    assert "built from its event chain (1 events)" in caplog.text
