@@ -385,6 +385,33 @@ def checkpoint_cmd(ctx: typer.Context) -> None:
 
 
 @app.command()
+def prove(ctx: typer.Context,
+          recording: Annotated[int | None, typer.Argument(
+              help="recording id: prove its ledger leaf is in the latest checkpoint")] = None,
+          from_size: Annotated[int | None, typer.Option(
+              "--from", help="prove the ledger of this many leaves is a prefix of ...")] = None,
+          to_size: Annotated[int | None, typer.Option(
+              "--to", help="... the checkpoint of this size (default: the latest)")] = None,
+          leaf: Annotated[int | None, typer.Option(help="prove this leaf (by index)")] = None,
+          ) -> None:
+    """Inclusion or consistency proofs (RFC 6962) against signed checkpoints, as JSON."""
+    settings = settings_of(ctx)
+    asked = [recording is not None, from_size is not None, leaf is not None]
+    if sum(asked) != 1:
+        raise UsageError("give a recording id, --leaf N, or --from N [--to M]")
+    if to_size is not None and from_size is None:
+        raise UsageError("--to needs --from")
+    catalog = open_station(settings, create=False).catalog
+    if from_size is not None:
+        emit_json(custody.consistency(catalog, from_size, to_size))
+        return
+    seq = leaf if leaf is not None else custody.recording_leaf(catalog, recording or 0)
+    if seq < 0:
+        raise UsageError("--leaf must be 0 or more")
+    emit_json(custody.inclusion(catalog, seq))
+
+
+@app.command()
 def daemon(
     ctx: typer.Context,
     udev: Annotated[bool, typer.Option(help="watch udev for USB recorders")] = True,

@@ -19,10 +19,14 @@ from pathlib import Path
 
 from storage.catalog import Catalog
 from storage.checkpoint import CheckpointError, NoteVerifier, make_checkpoint, open_checkpoint
-from storage.errors import EvidockError
+from storage.errors import EvidockError, UsageError
 from storage.keys import PublicKey, StationKey
 from storage.merkle import MerkleTree
 from storage.models import Checkpoint, now_utc
+
+
+class NoCheckpoint(UsageError):
+    """No signed checkpoint covers what was asked."""
 
 
 class LedgerInconsistent(EvidockError):
@@ -109,3 +113,47 @@ def check(note: bytes, tree: MerkleTree, trusted: Sequence[NoteVerifier],
         return Finding(subject, f"the ledger's first {point.size} leaves no longer have the "
                                 "signed root: the ledger was rewritten")
     return None
+
+
+def latest(catalog: Catalog) -> Checkpoint:
+    points = catalog.checkpoints()
+    if not points:
+        raise NoCheckpoint("the ledger has no checkpoint yet; run `evidock checkpoint`")
+    return points[-1]
+
+
+def recording_leaf(catalog: Catalog, recording_id: int) -> int:
+    """The seq of the leaf that recorded this recording."""
+    for leaf in catalog.leaves_about("recording", str(recording_id)):
+        return leaf.seq
+    raise NoCheckpoint(f"no ledger leaf records recording {recording_id}")
+
+
+def inclusion(catalog: Catalog, seq: int) -> dict[str, object]:
+    """Leaf ``seq``, and its inclusion proof against the latest signed checkpoint."""
+    point = latest(catalog)
+    if seq >= point.size:
+        raise NoCheckpoint(f"leaf {seq} is newer than the latest checkpoint ({point.size} "
+                           "leaves); run `evidock checkpoint` first")
+    tree = stored_tree(catalog)
+    (leaf,) = catalog.leaves(seq, seq + 1)
+    return {"leaf_index": seq, "leaf": leaf.body, "leaf_hash": leaf.leaf_hash,
+            "tree_size": point.size, "root": point.root,
+            "proof": [h.hex() for h in tree.inclusion_proof(seq, point.size)],
+            "checkpoint": point.note}
+
+
+def consistency(catalog: Catalog, old_size: int, new_size: int | None) -> dict[str, object]:
+    """The consistency proof from ``old_size`` leaves to a signed checkpoint's size."""
+    points = {p.size: p for p in catalog.checkpoints()}
+    point = latest(catalog) if new_size is None else points.get(new_size)
+    if point is None:
+        raise NoCheckpoint(f"no checkpoint of size {new_size}; sizes: "
+                           f"{', '.join(map(str, sorted(points))) or 'none'}")
+    if not 0 <= old_size <= point.size:
+        raise NoCheckpoint(f"--from must be between 0 and {point.size}")
+    tree = stored_tree(catalog)
+    return {"old_size": old_size, "old_root": tree.root(old_size).hex(),
+            "new_size": point.size, "new_root": point.root,
+            "proof": [h.hex() for h in tree.consistency_proof(old_size, point.size)],
+            "checkpoint": point.note}

@@ -405,6 +405,11 @@ class Catalog:
         with self.reading() as db:
             yield from db.exec(query.order_by(col(LedgerLeaf.seq)))
 
+    def leaves_about(self, kind: str, subject: str) -> Iterator[LedgerLeaf]:
+        query = select(LedgerLeaf).where(LedgerLeaf.kind == kind, LedgerLeaf.subject == subject)
+        with self.reading() as db:
+            yield from db.exec(query.order_by(col(LedgerLeaf.seq)))
+
     def head(self) -> LedgerHead:
         with self.reading() as db:
             found = db.get(LedgerHead, 1)

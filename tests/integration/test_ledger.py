@@ -7,6 +7,7 @@ ingest and runs the real `evidock verify`.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from cli import app
 from storage import ledger
 from storage.catalog import Catalog, make_engine
 from storage.keys import load_or_create
-from storage.merkle import leaf_hash
+from storage.merkle import leaf_hash, verify_consistency, verify_inclusion
 
 runner = CliRunner()
 Attack = Callable[[Path, sqlite3.Connection], None]
@@ -218,3 +219,30 @@ def test_a_store_with_an_event_chain_is_upgraded_and_says_so(
     finally:
         catalog.close()
     assert "built from its event chain (1 events)" in caplog.text
+
+
+def test_prove_gives_proofs_that_check_against_the_signed_checkpoint(store: Path) -> None:
+    code, out, _ = evidock("log", "--json")
+    recording = json.loads(out)[0]["id"]
+    code, out, err = evidock("prove", str(recording))
+    assert code == 0, err
+    proof = json.loads(out)
+    body = proof["leaf"].encode("ascii")
+    leaf = json.loads(body)
+    assert leaf["kind"] == "recording" and leaf["subject"] == str(recording)
+    lines = proof["checkpoint"].split("\n")
+    root = base64.b64decode(lines[2])
+    assert int(lines[1]) == proof["tree_size"] and root.hex() == proof["root"]
+    path = [bytes.fromhex(h) for h in proof["proof"]]
+    assert verify_inclusion(leaf_hash(body), proof["leaf_index"], proof["tree_size"], path, root)
+    assert not verify_inclusion(leaf_hash(body + b" "), proof["leaf_index"],
+                                proof["tree_size"], path, root)
+    code, out, err = evidock("prove", "--from", "3")
+    assert code == 0, err
+    step = json.loads(out)
+    assert verify_consistency(3, step["new_size"], bytes.fromhex(step["old_root"]), root,
+                              [bytes.fromhex(h) for h in step["proof"]])
+    for bad in (["prove", "999"], ["prove", "--from", "100000"], ["prove"],
+                ["prove", "1", "--from", "2"], ["prove", "--to", "3"]):
+        code, _, err = evidock(*bad)
+        assert code == 2 and err, bad
