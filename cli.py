@@ -138,6 +138,19 @@ def keys_show(ctx: typer.Context,
     sys.stdout.write(key.public.pem())
 
 
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Replace the station key: the ledger records the new key, signed by old and new."""
+    settings = settings_of(ctx)
+    station = open_station(settings)
+    old = station.key.key_id
+    new = custody.rotate(station.catalog, station.key, settings.station_id, settings.key_file)
+    custody.make(station.catalog, new, settings.station_id, settings.checkpoint_outbox)
+    say(f"station key rotated: {old} -> {new.key_id}; the old key is kept as "
+        f"{settings.key_file}.retired-{old.split(':')[-1]}; export the new public key "
+        "(`evidock keys export-public`) to every verifier")
+
+
 @keys_app.command("export-public")
 def keys_export_public(
     ctx: typer.Context,
@@ -363,9 +376,10 @@ def verify(ctx: typer.Context,
             outside.append((str(path), path.read_bytes()))
         except OSError as exc:
             raise UsageError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
-    station = open_station(settings, create=False)
+    station = open_station(settings, create=False, pinned=False)
     report = verify_store(station.catalog, station.vault, trusted_keys(station, settings),
-                          station_id=settings.station_id, outside=outside)
+                          station_id=settings.station_id, outside=outside,
+                          station_key=station.key.key_id)
     if as_json:
         emit_json(render.verify_dict(report))
     else:

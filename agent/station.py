@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.settings import Settings
+from ingest.custody import resume_rotation
 from ingest.dock import IngestContext, IngestOptions
 from ingest.naming import compile_patterns
 from ingest.recovery import recover
 from storage.catalog import Catalog
-from storage.errors import ConfigError, UsageError
-from storage.keys import PublicKey, load, load_or_create
+from storage.errors import ConfigError, StationKeyError, UsageError
+from storage.keys import PublicKey, StationKey, load, load_or_create
 from storage.models import Station, now_utc
 from storage.vault import Vault
 
@@ -29,17 +30,28 @@ def ingest_options(settings: Settings) -> IngestOptions:
     )
 
 
-def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
-    """Open the key, catalog and vault; on first use create them, unless ``create`` is off."""
+def open_station(settings: Settings, *, create: bool = True,
+                 pinned: bool = True) -> IngestContext:
+    """Open the key, catalog and vault; on first use create them, unless ``create`` is off.
+
+    A key that is not the one the catalog pins for the station is refused, unless
+    ``pinned`` is off (verify, which reports it as a problem instead).
+    """
     if not create:
         require_store(settings)
     key = load_or_create(settings.key_file) if create else load(settings.key_file)
     catalog = Catalog.open(settings.catalog_url)
     catalog.station_id = settings.station_id
-    catalog.ensure_station(Station(
-        station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
-        public_key_pem=key.public.pem(), first_seen=now_utc(),
-    ), write=create)
+    try:
+        catalog.ensure_station(_station(settings, key), write=create)
+    except StationKeyError:
+        if pinned:
+            known = catalog.station(settings.station_id)  # a rotation stopped half-way?
+            if not create or known is None or not resume_rotation(settings.key_file,
+                                                                  known.key_id):
+                raise
+            key = load(settings.key_file)
+            catalog.ensure_station(_station(settings, key))
     vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20)
     ctx = IngestContext(
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
@@ -48,6 +60,11 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
     return ctx
+
+
+def _station(settings: Settings, key: StationKey) -> Station:
+    return Station(station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
+                   public_key_pem=key.public.pem(), first_seen=now_utc())
 
 
 def require_store(settings: Settings, *, catalog: bool = True, key: bool = True) -> None:

@@ -17,10 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.canonical import canonical_json
 from storage.catalog import Catalog
 from storage.checkpoint import CheckpointError, NoteVerifier, make_checkpoint, open_checkpoint
 from storage.errors import EvidockError, UsageError
-from storage.keys import PublicKey, StationKey
+from storage.keys import PublicKey, StationKey, load, load_or_create
 from storage.merkle import MerkleTree
 from storage.models import Checkpoint, now_utc
 
@@ -157,3 +158,57 @@ def consistency(catalog: Catalog, old_size: int, new_size: int | None) -> dict[s
             "new_size": point.size, "new_root": point.root,
             "proof": [h.hex() for h in tree.consistency_proof(old_size, point.size)],
             "checkpoint": point.note}
+
+
+ROTATION_FORMAT = "evidock-key-rotation/1"
+
+
+def pending_key_file(key_file: Path) -> Path:
+    return key_file.with_name(key_file.name + ".new")
+
+
+def rotate(catalog: Catalog, old: StationKey, station_id: str, key_file: Path) -> StationKey:
+    """Replace the station key: a statement naming both keys, signed by both, is recorded
+    in the ledger; then the new key takes the key file's name and the old one is kept as
+    ``<key file>.retired-<old key id>`` (records it signed still check against the ledger).
+
+    Crash-safe: the new key is made (atomically) as ``<key file>.new`` first; if the
+    process stops after the ledger leaf, the next start finishes the swap
+    (``finish_rotation``); if before, the old key is still the pinned one and a retry
+    reuses the new key file.
+    """
+    pending = pending_key_file(key_file)
+    new = load_or_create(pending)
+    if new.key_id == old.key_id:
+        raise LedgerInconsistent(f"{pending} holds the current key; remove it and retry")
+    statement = canonical_json({
+        "format": ROTATION_FORMAT, "station": station_id, "old_key_id": old.key_id,
+        "new_key_id": new.key_id, "new_public_key": new.public.pem(), "at": now_utc()})
+    catalog.rotate_key(station_id, new.key_id, new.public.pem(), {
+        "statement": statement.decode("ascii"), "old_signature": old.sign(statement),
+        "new_signature": new.sign(statement)})
+    finish_rotation(key_file, old.key_id)
+    return new
+
+
+def finish_rotation(key_file: Path, old_key_id: str) -> None:
+    """Move the rotated-out key aside and the new key into place; fsync the folder."""
+    pending = pending_key_file(key_file)
+    retired = key_file.with_name(f"{key_file.name}.retired-{old_key_id.split(':')[-1]}")
+    if key_file.exists() and not retired.exists():
+        os.link(key_file, retired)
+    pending.replace(key_file)
+    folder = os.open(key_file.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def resume_rotation(key_file: Path, pinned_key_id: str) -> bool:
+    """After a crash mid-rotation: finish it if the pinned key is the pending one."""
+    pending = pending_key_file(key_file)
+    if not pending.exists() or load(pending).key_id != pinned_key_id:
+        return False
+    finish_rotation(key_file, load(key_file).key_id)
+    return True

@@ -21,7 +21,7 @@ from ingest import custody
 from ingest.record import IngestRecord
 from storage import ledger
 from storage.catalog import Catalog
-from storage.errors import VaultError
+from storage.errors import StationKeyError, VaultError
 from storage.keys import PublicKey
 from storage.merkle import MerkleTree, leaf_hash
 from storage.models import Recording
@@ -41,6 +41,8 @@ class Problem:
 class VerifyReport:
     recordings: int = 0
     leaves: int = 0
+    ledger_keys: dict[str, PublicKey] = field(default_factory=dict)  # keys the ledger accepts
+    station_keys: dict[str, PublicKey] = field(default_factory=dict)  # each station's key now
     sessions: int = 0
     problems: list[Problem] = field(default_factory=list)
     repairs: list[Problem] = field(default_factory=list)  # left by a crash; the next start
@@ -78,12 +80,21 @@ def _check_file(row: Recording, vault: Vault) -> Problem | None:
 def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
                  on_file: Callable[[str], None] | None = None, *,
                  station_id: str | None = None,
-                 outside: Sequence[tuple[str, bytes]] = ()) -> VerifyReport:
+                 outside: Sequence[tuple[str, bytes]] = (),
+                 station_key: str | None = None) -> VerifyReport:
     """Check everything; ``outside`` are (name, signed note) checkpoints kept elsewhere."""
     report = VerifyReport()
     problems = report.problems
     problems.extend(Problem("catalog_damaged", "catalog", message)
                     for message in catalog.integrity())
+    found, tree = check_ledger(catalog, report)
+    current = report.station_keys.get(station_id or "")
+    if station_key is not None and current is not None and station_key != current.key_id:
+        problems.append(Problem("key_changed", f"station {station_id}",
+                                f"the key file holds {station_key}, but the ledger pins "
+                                f"{current.key_id}: the key was replaced, not rotated"))
+        keys = {k: v for k, v in keys.items() if k != station_key}  # never trust it
+    keys = {**report.ledger_keys, **keys}  # records signed before a rotation still check
     rows = catalog.recordings()
     report.recordings = len(rows)
     for row in rows:
@@ -116,7 +127,6 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
                                       "an interrupted copy, no evidence; the next start "
                                       "removes it"))
 
-    found, tree = check_ledger(catalog, report)
     problems.extend(found)
     if station_id is not None:
         trusted = custody.verifiers(station_id, keys.values())
@@ -146,12 +156,38 @@ def _differences(found: dict[str, Any], logged: dict[str, Any]) -> list[str]:
     return sorted(name for name in set(found) | set(logged) if found.get(name) != logged.get(name))
 
 
+def _pin(pinned: dict[str, PublicKey], station: str, row: dict[str, Any],
+         body: dict[str, Any], subject: str) -> Problem | None:
+    """Follow a station's key: pinned by its first leaf, changed only by a signed rotation."""
+    try:
+        key = PublicKey.from_pem(str(row.get("public_key_pem")))
+    except StationKeyError:
+        return Problem("key_changed", f"station {station}", f"{subject}: no valid public key")
+    known = pinned.get(station)
+    if known is None or known.key_id == key.key_id:
+        pinned.setdefault(station, key)
+        return None
+    if body.get("kind") == "key-rotate":
+        payload = body.get("payload", {})
+        statement = str(payload.get("statement", "")).encode("ascii", "replace")
+        said = json.loads(statement) if statement.startswith(b"{") else {}
+        if (said.get("old_key_id"), said.get("new_key_id")) == (known.key_id, key.key_id) \
+                and known.verify(str(payload.get("old_signature")), statement) \
+                and key.verify(str(payload.get("new_signature")), statement):
+            pinned[station] = key
+            return None
+    return Problem("key_changed", f"station {station}",
+                   f"{subject} changes the station key from {known.key_id} to {key.key_id} "
+                   "without a rotation signed by both keys")
+
+
 def check_ledger(catalog: Catalog, report: VerifyReport) -> tuple[list[Problem], MerkleTree]:
     """The ledger against itself (leaf hashes, order, head) and every row against it."""
     problems: list[Problem] = []
     hashes: list[bytes] = []
     bodies: list[dict[str, Any]] = []
-    pinned: dict[str, str] = {}  # station -> key id, from its first leaf
+    pinned: dict[str, PublicKey] = {}  # station -> its key: the first, then each rotation
+    accepted: list[PublicKey] = []  # every key a station had: older records check with them
     for leaf in catalog.leaves():
         seq = len(bodies)
         subject = f"ledger leaf {leaf.seq} ({leaf.kind} {leaf.subject})"
@@ -169,16 +205,14 @@ def check_ledger(catalog: Catalog, report: VerifyReport) -> tuple[list[Problem],
         hashes.append(leaf_hash(raw))
         bodies.append(body)
         for change in ledger.changes_of(body):
-            if change.table != "station" or change.row is None:
-                continue
-            station, key_id = change.key, change.row.get("key_id")
-            if station not in pinned or body.get("kind") == "key-rotate":
-                pinned[station] = str(key_id)
-            elif pinned[station] != key_id:
-                problems.append(Problem("key_changed", f"station {station}",
-                                        f"{subject} changes the station key from "
-                                        f"{pinned[station]} to {key_id} without a rotation"))
+            if change.table == "station" and change.row is not None:
+                problem = _pin(pinned, change.key, change.row, body, subject)
+                if problem is not None:
+                    problems.append(problem)
+                accepted.extend(pinned.values())
     report.leaves = len(bodies)
+    report.ledger_keys = {key.key_id: key for key in accepted}
+    report.station_keys = dict(pinned)
     tree = MerkleTree(hashes)
     head = catalog.head()
     if head.size != tree.size or head.root != tree.root().hex():

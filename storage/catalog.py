@@ -164,6 +164,17 @@ class Catalog:
             self.append_event(db, "station", station.station_id,
                               {"agency": station.agency, "key_id": station.key_id})
 
+    def rotate_key(self, station_id: str, key_id: str, public_key_pem: str,
+                   proof: dict[str, str]) -> None:
+        """Change the station's pinned key; ``proof`` is the statement signed by both keys."""
+        with self.transaction(f"rotate the key of station {station_id}") as db:
+            known = db.get(Station, station_id)
+            if known is None:
+                raise NotFound(f"no station {station_id} in the catalog")
+            known.key_id, known.public_key_pem = key_id, public_key_pem
+            db.add(known)
+            self.append_event(db, "key-rotate", station_id, proof)
+
     def start_session(self, dock: DockSession) -> None:
         with self.transaction(f"open dock session {dock.session_id}") as db:
             db.add(dock)
@@ -404,6 +415,10 @@ class Catalog:
             query = query.where(col(LedgerLeaf.seq) < stop)
         with self.reading() as db:
             yield from db.exec(query.order_by(col(LedgerLeaf.seq)))
+
+    def station(self, station_id: str) -> Station | None:
+        with self.reading() as db:
+            return db.get(Station, station_id)
 
     def leaves_about(self, kind: str, subject: str) -> Iterator[LedgerLeaf]:
         query = select(LedgerLeaf).where(LedgerLeaf.kind == kind, LedgerLeaf.subject == subject)

@@ -19,6 +19,7 @@ from alembic.config import Config
 from typer.testing import CliRunner
 
 from cli import app
+from ingest import custody
 from storage import ledger
 from storage.catalog import Catalog, make_engine
 from storage.keys import load_or_create
@@ -174,9 +175,10 @@ def test_a_replaced_station_key_is_refused_not_adopted(store: Path) -> None:
     code, _, err = evidock("checkpoint")  # a read-only open makes no key
     assert code != 0 and not key.exists()
     load_or_create(key)  # the attacker's new key
-    for args in (["log"], ["verify"], ["checkpoint"]):
+    for args in (["log"], ["checkpoint"], ["ingest", str(store)]):
         code, _, err = evidock(*args)
         assert code == 1 and "is not the key station station-1 signs with" in err, args
+    assert "key_changed" in {kind for kind, _ in problems()}  # verify says so, and why
 
 
 def test_checkpoint_command_signs_prints_and_writes_the_outbox(store: Path) -> None:
@@ -246,3 +248,47 @@ def test_prove_gives_proofs_that_check_against_the_signed_checkpoint(store: Path
                 ["prove", "1", "--from", "2"], ["prove", "--to", "3"]):
         code, _, err = evidock(*bad)
         assert code == 2 and err, bad
+
+
+def test_a_rotated_key_keeps_old_records_checkable_and_signs_new_ones(
+        store: Path, one_clip: Path) -> None:
+    code, out, err = evidock("keys", "rotate")
+    assert code == 0 and "station key rotated" in out, err
+    assert len(list((store / "keys").glob("station.key.retired-*"))) == 1
+    code, out, err = evidock("ingest", str(one_clip.parent), "--device", "ZFY0002",
+                             "--officer", "1")
+    assert code in (0, 1), err
+    code, out, _ = evidock("verify")
+    assert code == 0 and "all intact" in out, out
+
+
+def test_a_rotation_stopped_half_way_is_finished_at_the_next_start(
+        store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def power_cut(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(custody, "finish_rotation", power_cut)
+        assert evidock("keys", "rotate")[0] == 130  # the ledger has the new key, the file not
+    assert (store / "keys" / "station.key.new").exists()
+    code, _, err = evidock("log")  # read-only: refuses, changes nothing
+    assert code == 1 and "signs with" in err
+    empty = store.parent / "empty-volume"
+    empty.mkdir()
+    code, _, err = evidock("ingest", str(empty))
+    assert not (store / "keys" / "station.key.new").exists(), err  # a writer finished it
+    code, out, _ = evidock("verify")
+    assert code == 0 and "all intact" in out, out
+
+
+def test_a_rotation_not_signed_by_the_old_key_is_caught(store: Path) -> None:
+    catalog = Catalog.open(f"sqlite:///{store / 'catalog.db'}")
+    try:
+        forged = load_or_create(store / "forged.key")
+        statement = json.dumps({"old_key_id": "ed25519:0000", "new_key_id": forged.key_id})
+        catalog.rotate_key("station-1", forged.key_id, forged.public.pem(), {
+            "statement": statement, "old_signature": forged.sign(statement.encode()),
+            "new_signature": forged.sign(statement.encode())})
+    finally:
+        catalog.close()
+    assert "key_changed" in {kind for kind, _ in problems()}
