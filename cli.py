@@ -40,8 +40,8 @@ from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.errors import EvidockError, NotFound, UsageError
+from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
-from storage.keys import load_or_create
 from storage.text import shown
 
 log = logging.getLogger("evidock")
@@ -396,6 +396,35 @@ def checkpoint_cmd(ctx: typer.Context) -> None:
     row = custody.make(station.catalog, station.key, settings.station_id,
                        settings.checkpoint_outbox)
     sys.stdout.write(row.note)
+
+
+@app.command()
+def witness(
+    ctx: typer.Context,
+    note: Annotated[Path, typer.Argument(help="another station's signed checkpoint")],
+    log_key: Annotated[Path, typer.Option(help="that station's public key (PEM)")],
+    log_station: Annotated[str, typer.Option(help="that station's id")],
+    proof: Annotated[Path | None, typer.Option(
+        help="`evidock prove --from OLD --to NEW` output from that station")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+) -> None:
+    """Cosign another station's checkpoint if it extends the last one cosigned for it."""
+    settings = settings_of(ctx)
+    require_store(settings, catalog=False)
+    try:
+        text = note.read_bytes()
+        public = PublicKey.from_pem(log_key.read_text(encoding="ascii"))
+        steps = None if proof is None else [
+            bytes.fromhex(h) for h in json.loads(proof.read_text())["proof"]]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the witness input: {exc}") from exc
+    cosigned = custody.witness(text, public, custody.origin_of(log_station),
+                               load_key(settings.key_file), settings.station_id,
+                               settings.home / "witnessed", steps)
+    if output is None:
+        sys.stdout.write(cosigned.decode("utf-8"))
+    else:
+        custody.write_outbox_file(output, cosigned)
 
 
 @app.command()

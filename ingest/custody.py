@@ -19,10 +19,16 @@ from pathlib import Path
 
 from storage.canonical import canonical_json
 from storage.catalog import Catalog
-from storage.checkpoint import CheckpointError, NoteVerifier, make_checkpoint, open_checkpoint
+from storage.checkpoint import (
+    CheckpointError,
+    NoteVerifier,
+    add_signature,
+    make_checkpoint,
+    open_checkpoint,
+)
 from storage.errors import EvidockError, UsageError
 from storage.keys import PublicKey, StationKey, load, load_or_create
-from storage.merkle import MerkleTree
+from storage.merkle import MerkleTree, verify_consistency
 from storage.models import Checkpoint, now_utc
 
 
@@ -68,25 +74,30 @@ def make(catalog: Catalog, key: StationKey, station_id: str,
 
 
 def write_outbox(outbox: Path, origin: str, row: Checkpoint) -> Path:
-    """Write the note to ``outbox`` atomically (temporary file, fsync, rename, fsync dir)."""
+    """Write the note to ``outbox`` as ``<origin>-<size>.checkpoint``."""
     target = outbox / f"{origin.replace('/', '_')}-{row.size:012d}.checkpoint"
     outbox.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=outbox)
+    write_outbox_file(target, row.note.encode("utf-8"))
+    return target
+
+
+def write_outbox_file(target: Path, data: bytes) -> None:
+    """Write ``target`` atomically: temporary file, fsync, rename, fsync the folder."""
+    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(row.note.encode("utf-8"))
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    folder = os.open(outbox, os.O_RDONLY | os.O_DIRECTORY)
+    folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(folder)
     finally:
         os.close(folder)
-    return target
 
 
 def verifiers(station_id: str, keys: Iterable[PublicKey]) -> list[NoteVerifier]:
@@ -212,3 +223,43 @@ def resume_rotation(key_file: Path, pinned_key_id: str) -> bool:
         return False
     finish_rotation(key_file, load(key_file).key_id)
     return True
+
+
+class WitnessRefused(UsageError):
+    """A checkpoint this station will not cosign."""
+
+
+def witness(note: bytes, log_key: PublicKey, log_origin: str, own: StationKey,
+            own_station: str, state_dir: Path, proof: Sequence[bytes] | None) -> bytes:
+    """Cosign another station's checkpoint, if it extends the last one cosigned for it.
+
+    The note must be signed by ``log_key`` under ``log_origin``. The last checkpoint this
+    station cosigned for that origin is kept in ``state_dir``; a new one must be the
+    same tree (same size and root) or a larger one proven consistent with it by
+    ``proof`` (from `evidock prove --from OLD --to NEW` on the logging station). So
+    a station that rolled its ledger back can never get a cosignature again.
+    """
+    trusted = [NoteVerifier.for_key(log_origin, log_key.key)]
+    try:
+        point, _ = open_checkpoint(note, trusted, origin=log_origin)
+    except CheckpointError as exc:
+        raise WitnessRefused(f"not a checkpoint signed by {log_origin}: {exc}") from exc
+    state = state_dir / f"{log_origin.replace('/', '_')}.checkpoint"
+    if state.exists():
+        last, _ = open_checkpoint(state.read_bytes(), trusted, origin=log_origin)
+        if point.size < last.size:
+            raise WitnessRefused(f"the checkpoint has {point.size} leaves, fewer than the "
+                                 f"{last.size} already cosigned: the ledger was rolled back")
+        if point.size == last.size and point.root != last.root:
+            raise WitnessRefused(f"the checkpoint has {point.size} leaves like the one "
+                                 "already cosigned, but another root: the ledger was forked")
+        if point.size > last.size and not (proof is not None and verify_consistency(
+                last.size, point.size, last.root, point.root, proof)):
+            raise WitnessRefused(
+                f"no valid consistency proof from the {last.size} leaves already cosigned "
+                f"to {point.size}: run `evidock prove --from {last.size} --to {point.size}` "
+                "on the logging station and pass it with --proof")
+    cosigned = add_signature(note, origin_of(own_station), own.private)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    write_outbox_file(state, cosigned)
+    return cosigned

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -292,3 +293,50 @@ def test_a_rotation_not_signed_by_the_old_key_is_caught(store: Path) -> None:
     finally:
         catalog.close()
     assert "key_changed" in {kind for kind, _ in problems()}
+
+
+def test_a_witness_cosigns_only_checkpoints_that_extend_what_it_cosigned(
+        store: Path, tmp_path: Path, one_clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outbox = store.parent / "outbox"
+    code, pub, _ = evidock("keys", "export-public")
+    (tmp_path / "station-1.pub").write_text(pub)
+    rolled_back = tmp_path / "rolled-back"
+    shutil.copytree(store, rolled_back)  # the station as it was after its first dock
+    (first,) = sorted(outbox.iterdir())
+
+    def as_witness(*args: str) -> tuple[int, str, str]:
+        with monkeypatch.context() as patch:
+            patch.setenv("EVIDOCK_HOME", str(tmp_path / "witness"))
+            patch.setenv("EVIDOCK_STATION_ID", "station-2")
+            load_or_create(tmp_path / "witness" / "keys" / "station.key")
+            return evidock("witness", *args, "--log-key", str(tmp_path / "station-1.pub"),
+                           "--log-station", "station-1")
+
+    code, cosigned, err = as_witness(str(first))
+    assert code == 0, err
+    assert cosigned.startswith(first.read_text()) and "\u2014 evidock/station-2 " in cosigned
+    (tmp_path / "cosigned.checkpoint").write_text(cosigned)
+    code, out, _ = evidock("verify", "--checkpoint", str(tmp_path / "cosigned.checkpoint"))
+    assert code == 0, out  # the station's verify accepts its checkpoint with a cosignature
+
+    assert evidock("ingest", str(one_clip.parent), "--device", "D2", "--officer", "2")[0] in (
+        0, 1)
+    second = sorted(outbox.iterdir())[-1]
+    code, _, err = as_witness(str(second))
+    assert code == 2 and "consistency proof" in err
+    size = int(first.read_text().split("\n")[1])
+    code, proof, _ = evidock("prove", "--from", str(size))
+    (tmp_path / "proof.json").write_text(proof)
+    code, _, err = as_witness(str(second), "--proof", str(tmp_path / "proof.json"))
+    assert code == 0, err
+
+    with monkeypatch.context() as patch:  # the station, rolled back, docks something else
+        patch.setenv("EVIDOCK_HOME", str(rolled_back))
+        patch.setenv("EVIDOCK_CHECKPOINT_OUTBOX", str(tmp_path / "outbox-2"))
+        assert evidock("ingest", str(one_clip.parent), "--device", "D3", "--officer",
+                       "3")[0] in (0, 1)
+        code, proof, _ = evidock("prove", "--from", str(size))
+        (tmp_path / "forked-proof.json").write_text(proof)
+    forked = sorted((tmp_path / "outbox-2").iterdir())[-1]
+    code, _, err = as_witness(str(forked), "--proof", str(tmp_path / "forked-proof.json"))
+    assert code == 2 and ("rolled back" in err or "forked" in err or "proof" in err), err
