@@ -530,6 +530,70 @@ def demo(ctx: typer.Context) -> None:
     finish(not report.ok)
 
 
+# evidence export (R10) ---------------------------------------------------------
+
+@app.command("export")
+def export_cmd(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option("--out", help="the package folder: new or empty")],
+    collector: Annotated[str, typer.Option(help="who collects the evidence (提取人)")],
+    place: Annotated[str, typer.Option(help="where it is collected (提取地点)")],
+    reason: Annotated[str, typer.Option(help="why (提取事由)")],
+    approved_by: Annotated[str, typer.Option("--approved-by", help="who approved (批准人)")],
+    recording: Annotated[list[int] | None, typer.Option(
+        "--recording", metavar="ID", help="a recording to export (repeatable)")] = None,
+    case: Annotated[str | None, typer.Option(help="export every recording of this case")] = None,
+    iso: Annotated[Path | None, typer.Option(help="also write an ISO 9660 disc image")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Export recordings as a self-verifying evidence package with a written description."""
+    from agent.export import ExportRequest, run_export  # imported here: one block of cli.py
+
+    settings = settings_of(ctx)
+    request = ExportRequest(recording_ids=tuple(recording or ()), case=case, out=out_dir,
+                            collector=collector, place=place, reason=reason,
+                            approved_by=approved_by, iso=iso)
+    station = open_station(settings, create=False)
+    try:
+        result = run_export(station, request, timezone=settings.timezone,
+                            outbox=settings.checkpoint_outbox)
+    finally:
+        station.close()
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        for line in result.lines():
+            say(line)
+
+
+@app.command("verify-export")
+def verify_export_cmd(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="the package folder")],
+    key: Annotated[Path | None, typer.Option(
+        help="the station's public key (PEM), obtained separately: trust only it")] = None,
+    vkey: Annotated[str | None, typer.Option(
+        help="the station's checkpoint verifier key, obtained separately")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check an evidence package offline (no store, no settings); exit 1 on any problem."""
+    from ingest.package_verify import (
+        load_trusted_key,
+        load_trusted_vkey,
+        verify_package,
+    )
+
+    if key is not None and vkey is not None:
+        raise UsageError("give --key or --vkey, not both")
+    report = verify_package(folder, key=load_trusted_key(key) if key else None,
+                            vkey=load_trusted_vkey(vkey) if vkey else None)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for line in report.lines():
+            say(line)
+    finish(not report.ok)
+
+
 def main() -> None:
     """The `evidock` program, once loaded (agent/entry.py); tests run ``app`` in-process."""
     try:

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Installs the Debian packages evidock needs that are missing.
 #   system-deps.sh run    what `make demo` needs: python3-venv, ffmpeg
-#   system-deps.sh test   also what the test suite needs
+#   system-deps.sh export also what `evidock export` needs (the PDF and the disc image)
+#   system-deps.sh test   also what the test suite needs (export included)
 set -euo pipefail
 want=(ffmpeg)
 python3 -c 'import ensurepip, venv' 2>/dev/null || want+=(python3-venv)
+if [ "${1:-run}" = export ] || [ "${1:-run}" = test ]; then
+    # Pango and HarfBuzz: WeasyPrint's text layout (description.pdf); a CJK font, named
+    # in the description's CSS, or the Chinese headings print as empty boxes; xorriso:
+    # `evidock export --iso` (an ISO 9660 image with Rock Ridge and Joliet names).
+    want+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-wqy-zenhei xorriso)
+fi
 if [ "${1:-run}" = test ]; then
+    # poppler-utils: pdftotext reads the description PDF back in the export tests.
+    want+=(poppler-utils)
     # util-linux: mount, losetup, partx; mtools, dosfstools, fdisk: FAT32 recorder
     # images; fusefat: mounting them without a kernel vfat driver; udev: real
     # uevents; umockdev + gir: faked USB devices; the -dev packages, pkg-config
