@@ -39,6 +39,7 @@ from ingest.pipeline import Dock
 from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
+from storage.durable import write_atomic
 from storage.errors import EvidockError, NotFound, UsageError
 from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
@@ -424,7 +425,7 @@ def witness(
     if output is None:
         sys.stdout.write(cosigned.decode("utf-8"))
     else:
-        custody.write_outbox_file(output, cosigned)
+        write_atomic(output, cosigned)
 
 
 @app.command()

@@ -12,7 +12,6 @@ media), so that rolling the ledger back is caught by anyone holding a later one.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from storage.checkpoint import (
     make_checkpoint,
     open_checkpoint,
 )
+from storage.durable import fsync_dir, write_atomic
 from storage.errors import EvidockError, UsageError
 from storage.keys import PublicKey, StationKey, load, load_or_create
 from storage.merkle import MerkleTree, verify_consistency
@@ -77,27 +77,8 @@ def write_outbox(outbox: Path, origin: str, row: Checkpoint) -> Path:
     """Write the note to ``outbox`` as ``<origin>-<size>.checkpoint``."""
     target = outbox / f"{origin.replace('/', '_')}-{row.size:012d}.checkpoint"
     outbox.mkdir(parents=True, exist_ok=True)
-    write_outbox_file(target, row.note.encode("utf-8"))
+    write_atomic(target, row.note.encode("utf-8"))
     return target
-
-
-def write_outbox_file(target: Path, data: bytes) -> None:
-    """Write ``target`` atomically: temporary file, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    folder = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def verifiers(station_id: str, keys: Iterable[PublicKey]) -> list[NoteVerifier]:
@@ -209,11 +190,7 @@ def finish_rotation(key_file: Path, old_key_id: str) -> None:
     if key_file.exists() and not retired.exists():
         os.link(key_file, retired)
     pending.replace(key_file)
-    folder = os.open(key_file.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    fsync_dir(key_file.parent)
 
 
 def resume_rotation(key_file: Path, pinned_key_id: str) -> bool:
@@ -261,5 +238,5 @@ def witness(note: bytes, log_key: PublicKey, log_origin: str, own: StationKey,
                 "on the logging station and pass it with --proof")
     cosigned = add_signature(note, origin_of(own_station), own.private)
     state_dir.mkdir(parents=True, exist_ok=True)
-    write_outbox_file(state, cosigned)
+    write_atomic(state, cosigned)
     return cosigned

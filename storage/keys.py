@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from storage.durable import fsync_dir
 from storage.errors import StationKeyError
 
 
@@ -135,14 +136,6 @@ def load_or_create(path: Path) -> StationKey:
         return _create(path)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _create(path: Path) -> StationKey:
     """Make the key atomically: a crash leaves no key file or a whole one, never a part.
 
@@ -163,7 +156,7 @@ def _create(path: Path) -> StationKey:
         new_folder = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         if new_folder:
-            _fsync_dir(folder.parent)
+            fsync_dir(folder.parent)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
         tmp = Path(name)
         try:
@@ -185,7 +178,7 @@ def _create(path: Path) -> StationKey:
                 return load(path)
             tmp.replace(path)
             tmp = None
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         raise StationKeyError(f"cannot create station key {path}: "
                               f"{exc.strerror or exc}") from exc

@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from storage.durable import fsync_dir
 from storage.errors import VaultError
 from storage.hashing import hash_stream
 
@@ -93,14 +94,6 @@ def relative_path(
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _vault_error(action: str, path: Path | PurePosixPath | str, exc: OSError) -> VaultError:
     return VaultError(f"vault: cannot {action} {path}: {exc.strerror or exc}", exc.errno)
 
@@ -129,7 +122,7 @@ class Vault:
         try:
             for made in reversed(missing):
                 made.mkdir(mode=0o755, exist_ok=True)
-                _fsync_dir(made.parent)
+                fsync_dir(made.parent)
         except OSError as exc:
             raise _vault_error("create folder", folder, exc) from exc
 
@@ -153,7 +146,7 @@ class Vault:
             fd = os.open(staging / _LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             staging.rename(work / owner)
-            _fsync_dir(work)
+            fsync_dir(work)
         except OSError as exc:
             raise _vault_error("claim a work folder in", work, exc) from exc
         self._owner, self._owner_fd = owner, fd
@@ -241,7 +234,7 @@ class Vault:
         path = self.path(rel)
         try:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             raise _vault_error("remove", rel, exc) from exc
 
@@ -290,7 +283,7 @@ class Vault:
         except OSError as exc:
             raise _vault_error("link", rel, exc) from exc
         try:
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         except OSError as exc:
             raise _vault_error("sync folder of", rel, exc) from exc
 
