@@ -45,7 +45,7 @@ from ingest.package import (
     PUBLIC_KEY,
     VKEY,
     Collection,
-    LeafRef,
+    LeafIndex,
     export_payload,
     json_bytes,
     leaves_about,
@@ -327,7 +327,8 @@ def run_export(station: IngestContext, request: ExportRequest, *, timezone: str 
     rows = select(station, request)
     ids = tuple(row.id for row in rows if row.id is not None)
     steps = plan_copies(rows)
-    leaves = _leaves_about(station, ids)
+    index = _leaves_about(station, ids)
+    leaves = index.found
 
     package_id = str(uuid.uuid4())
     created_at = now_utc()
@@ -347,7 +348,8 @@ def run_export(station: IngestContext, request: ExportRequest, *, timezone: str 
             return manifest_object(
                 package_id=package_id, station=station.station_id, agency=station.agency,
                 origin=origin, key_id=station.key.key_id, created_at=utc_text(created_at),
-                collection=collection, recordings=entries, documents=documents)
+                collection=collection, recordings=entries,
+                station_keys=index.station_leaves, documents=documents)
 
         # The descriptions are made from the manifest without them, then listed in it.
         documents = _write_descriptions(writer, manifest_with([]))
@@ -361,9 +363,10 @@ def run_export(station: IngestContext, request: ExportRequest, *, timezone: str 
         station.catalog.log("export", package_id, payload)
         logged = True
         point = custody.make(station.catalog, station.key, station.station_id, outbox)
+        wanted = {leaf.seq for about in leaves.values() for leaf in about}
+        wanted |= {leaf.seq for leaf in index.station_leaves}
         proofs, export_seq = _proofs(station, package_id, point.size, point.root,
-                                     sorted({leaf.seq for seq in leaves.values()
-                                             for leaf in seq}), origin)
+                                     sorted(wanted), origin)
         writer.write(PROOFS, json_bytes(proofs))
         writer.write(CHECKPOINT, point.note.encode("utf-8"))
         writer.sync()
@@ -387,15 +390,18 @@ def run_export(station: IngestContext, request: ExportRequest, *, timezone: str 
     return ExportResult(**{**result.__dict__, "iso": request.iso, "iso_sha256": iso_sha256})
 
 
-def _leaves_about(station: IngestContext, ids: Sequence[int]) -> dict[int, list[LeafRef]]:
-    found = leaves_about(((leaf.seq, leaf.kind, leaf.body) for leaf in station.catalog.leaves()),
-                         ids)
+def _leaves_about(station: IngestContext, ids: Sequence[int]) -> LeafIndex:
+    index = leaves_about(((leaf.seq, leaf.kind, leaf.body) for leaf in station.catalog.leaves()),
+                         ids, station.station_id)
     for rec_id in ids:
-        first = found.get(rec_id, [])
+        first = index.found.get(rec_id, [])
         if not first or records_row(json.loads(first[0].body), rec_id) is None:
             raise ExportError(f"the ledger has no leaf recording recording {rec_id}; run "
                               "`evidock verify`; nothing was exported")
-    return found
+    if not index.station_leaves:
+        raise ExportError(f"the ledger has no leaf registering station {station.station_id}; "
+                          "run `evidock verify`; nothing was exported")
+    return index
 
 
 def _copy(station: IngestContext, writer: PackageWriter, step: CopyStep) -> None:

@@ -90,6 +90,16 @@ def records_row(body: Mapping[str, Any], rec_id: int) -> dict[str, Any] | None:
     return None
 
 
+def station_row(body: Mapping[str, Any], station: str) -> dict[str, Any] | None:
+    """The image of station ``station``'s row this leaf wrote (its key), if any."""
+    for change in body.get("changes", []):
+        if (isinstance(change, Mapping) and change.get("table") == "station"
+                and change.get("key") == station and isinstance(change.get("row"), dict)):
+            row: dict[str, Any] = change["row"]
+            return row
+    return None
+
+
 @dataclass(frozen=True)
 class LeafRef:
     seq: int
@@ -99,27 +109,34 @@ class LeafRef:
 
 @dataclass
 class LeafIndex:
-    """The leaves about each wanted recording, oldest first, found in one pass."""
+    """In one pass over the ledger: the leaves about each wanted recording, and the
+    leaves that wrote the station's row (its key: first pinned, then each rotation)."""
 
     wanted: frozenset[int]
+    station: str
     found: dict[int, list[LeafRef]] = field(default_factory=dict)
+    station_leaves: list[LeafRef] = field(default_factory=list)
 
     def add(self, seq: int, kind: str, body: str) -> None:
-        if '"recording"' not in body and '"explanation"' not in body:
-            return  # cheap: most leaves are about neither table
+        tables = [t for t in ('"recording"', '"explanation"', '"station"') if t in body]
+        if not tables:
+            return  # cheap: most leaves are about none of these tables
         parsed = json.loads(body)
         for rec_id in self.wanted:
             if concerns(parsed, rec_id):
                 self.found.setdefault(rec_id, []).append(LeafRef(seq, kind, body))
+        if station_row(parsed, self.station) is not None:
+            self.station_leaves.append(LeafRef(seq, kind, body))
 
 
-def leaves_about(leaves: Iterable[tuple[int, str, str]], ids: Iterable[int]
-                 ) -> dict[int, list[LeafRef]]:
-    """For each recording id, every (seq, kind, body) leaf about it, in ledger order."""
-    index = LeafIndex(frozenset(ids))
+def leaves_about(leaves: Iterable[tuple[int, str, str]], ids: Iterable[int], station: str
+                 ) -> LeafIndex:
+    """For each recording id, every (seq, kind, body) leaf about it, in ledger order;
+    and every leaf that wrote the station's row."""
+    index = LeafIndex(frozenset(ids), station)
     for seq, kind, body in leaves:
         index.add(seq, kind, body)
-    return index.found
+    return index
 
 
 # Names inside a package --------------------------------------------------------------
@@ -173,13 +190,17 @@ def recording_entry(row: Recording, leaves: Sequence[LeafRef]) -> dict[str, Any]
         "size": row.size,
         "sha256": row.sha256,
         "catalog": catalog_object(row),
-        "leaves": [{"seq": leaf.seq, "kind": leaf.kind, "body": leaf.body} for leaf in leaves],
+        "leaves": [leaf_object(leaf) for leaf in leaves],
     }
+
+
+def leaf_object(leaf: LeafRef) -> dict[str, Any]:
+    return {"seq": leaf.seq, "kind": leaf.kind, "body": leaf.body}
 
 
 def manifest_object(*, package_id: str, station: str, agency: str, origin: str, key_id: str,
                     created_at: str, collection: Collection,
-                    recordings: Sequence[dict[str, Any]],
+                    recordings: Sequence[dict[str, Any]], station_keys: Sequence[LeafRef],
                     documents: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "format": PACKAGE_FORMAT,
@@ -196,6 +217,7 @@ def manifest_object(*, package_id: str, station: str, agency: str, origin: str, 
             "timezone": collection.timezone,
         },
         "recordings": list(recordings),
+        "station_keys": [leaf_object(leaf) for leaf in station_keys],
         "documents": list(documents),
     }
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ingest.custody import ROTATION_FORMAT
 from ingest.package import (
     CATALOG_COLUMNS,
     CHECKPOINT,
@@ -42,6 +43,7 @@ from ingest.package import (
     export_payload,
     name_problem,
     records_row,
+    station_row,
     strict_json,
 )
 from ingest.record import RECORD_FORMAT
@@ -156,16 +158,22 @@ class _Checker:
 
     def run(self) -> PackageReport:
         self.report.package_id = self._text(self.m, "package_id", MANIFEST)
-        record_key, note_key = self._keys()
+        package_key, trusted, note_key = self._keys()
         self._checkpoint(note_key)
         self._proofs()
+        signing = self._signing_keys(package_key, trusted)
         recordings = self.m.get("recordings")
         if not isinstance(recordings, list):
             self.problem("manifest", f"{MANIFEST}: recordings", "is not a list")
             recordings = []
         self.report.recordings = len(recordings)
+        collection = self.m.get("collection")
+        ids = [r.get("id") if isinstance(r, dict) else None for r in recordings]
+        if not isinstance(collection, dict) or collection.get("recording_ids") != ids:
+            self.problem("manifest", f"{MANIFEST}: collection.recording_ids",
+                         f"does not list the recordings' ids {ids}")
         for index, entry in enumerate(recordings):
-            self._recording(index, entry, record_key)
+            self._recording(index, entry, signing)
         self._documents()
         self._export_leaf()
         self._extra_files()
@@ -208,8 +216,9 @@ class _Checker:
 
     # Keys and trust ---------------------------------------------------------------
 
-    def _keys(self) -> tuple[PublicKey | None, NoteVerifier | None]:
-        """The key to check records with and the verifier to check the checkpoint with."""
+    def _keys(self) -> tuple[PublicKey | None, PublicKey | None, NoteVerifier | None]:
+        """The package's key, the caller's trusted key (if any), and the verifier to check
+        the checkpoint with (the trusted key's if there is one)."""
         origin = self._text(self.m, "origin", MANIFEST)
         key_id = self._text(self.m, "key_id", MANIFEST)
         package_key: PublicKey | None = None
@@ -243,7 +252,7 @@ class _Checker:
                 "checked with the package's own key (station.pub): it shows that the package "
                 "is whole and consistent, not who made it; give --key with the station's "
                 "public key obtained separately (or --vkey) to check that too")
-            return package_key, package_vkey
+            return package_key, None, package_vkey
 
         if self.given_vkey is not None:
             verifier = self.given_vkey
@@ -264,7 +273,63 @@ class _Checker:
             self.problem("untrusted_key", PUBLIC_KEY,
                          f"the package's key is {package_key.key_id}, not the trusted key "
                          f"{trusted.key_id}: the package was not made by that station")
-        return trusted, verifier
+        return package_key, trusted, verifier
+
+    def _signing_keys(self, package_key: PublicKey | None, trusted: PublicKey | None
+                      ) -> dict[str, PublicKey]:
+        """The keys records may be signed with: the station's key at the export (the
+        trusted one, or the package's), and the keys it was rotated from, as the station's
+        ledger leaves (proven in the checkpoint) show; {} if there is no usable key."""
+        anchor = trusted or package_key
+        chain, final = self._key_chain(package_key)
+        if anchor is None:
+            return {}
+        if final is not None and final.key_id == anchor.key_id:
+            return chain
+        return {anchor.key_id: anchor}
+
+    def _key_chain(self, package_key: PublicKey | None
+                   ) -> tuple[dict[str, PublicKey], PublicKey | None]:
+        """Follow the station's key through its leaves: first pinned, then each rotation
+        signed by the old and the new key (as `evidock verify` does)."""
+        where = f"{MANIFEST}: station_keys"
+        items, station = self.m.get("station_keys"), self.m.get("station")
+        if not isinstance(items, list) or not items:
+            self.problem("manifest", where, "lists no ledger leaf with the station's key")
+            return {}, None
+        chain: dict[str, PublicKey] = {}
+        pinned: PublicKey | None = None
+        for number, item in enumerate(items):
+            at = f"{where}[{number}]"
+            body = self._leaf(item, at)
+            row = station_row(body, str(station)) if body is not None else None
+            if body is None:
+                continue
+            if row is None:
+                self.problem("leaf_unrelated", at, f"leaf {body['seq']} does not write "
+                             f"station {_describe(station)}'s row")
+                continue
+            try:
+                key = PublicKey.from_pem(str(row.get("public_key_pem")))
+            except StationKeyError as exc:
+                self.problem("key_chain", at, f"leaf {body['seq']}: {exc}")
+                continue
+            if row.get("key_id") != key.key_id:
+                self.problem("key_chain", at, f"leaf {body['seq']} names key "
+                             f"{_describe(row.get('key_id'))} for the public key {key.key_id}")
+            elif pinned is None or pinned.key_id == key.key_id or _rotated(body, pinned, key):
+                pinned = key
+                chain[key.key_id] = key
+            else:
+                self.problem("key_chain", at,
+                             f"leaf {body['seq']} changes the station key from "
+                             f"{pinned.key_id} to {key.key_id} without a rotation signed by "
+                             "both keys")
+        if pinned is not None and package_key is not None \
+                and pinned.key_id != package_key.key_id:
+            self.problem("key_chain", where, f"the station's key in the ledger is "
+                         f"{pinned.key_id}, but {PUBLIC_KEY} is {package_key.key_id}")
+        return chain, pinned
 
     # Checkpoint and proofs --------------------------------------------------------
 
@@ -384,7 +449,7 @@ class _Checker:
 
     # One recording ----------------------------------------------------------------
 
-    def _recording(self, index: int, entry: object, key: PublicKey | None) -> None:
+    def _recording(self, index: int, entry: object, keys: Mapping[str, PublicKey]) -> None:
         if not isinstance(entry, dict):
             self.problem("manifest", f"{MANIFEST}: recordings[{index}]", "is not an object")
             return
@@ -400,7 +465,7 @@ class _Checker:
         if sorted(record) != sorted(RECORD_FIELDS) or record.get("format") != RECORD_FORMAT:
             self.problem("manifest", f"{where}: record",
                          f"does not have exactly the fields of {RECORD_FORMAT}")
-        self._signature(entry, record, key, where)
+        self._signature(entry, record, keys, where)
         for field_name in ("size", "sha256"):
             if entry.get(field_name) != record.get(field_name):
                 self.problem("manifest", f"{where}: {field_name}",
@@ -415,15 +480,20 @@ class _Checker:
         self._leaves_of(rec_id, entry, record, where)
 
     def _signature(self, entry: Mapping[str, Any], record: dict[str, Any],
-                   key: PublicKey | None, where: str) -> None:
+                   keys: Mapping[str, PublicKey], where: str) -> None:
         signature, key_id = entry.get("signature"), entry.get("key_id")
-        if key is None:
+        if not keys:
             self.problem("record_signature", f"{where}: signature",
                          "not checked: the package has no usable public key")
             return
-        if key_id != key.key_id:
+        key = keys.get(key_id) if isinstance(key_id, str) else None
+        if key is None:
             self.problem("record_signature", f"{where}: key_id",
-                         f"signed by {_describe(key_id)}, not by {key.key_id}")
+                         f"signed by {_describe(key_id)}, which is not "
+                         + ("the trusted key or a key it rotated from"
+                            if self.report.trusted else "a key of this station in the "
+                            "package's ledger leaves") + f" ({', '.join(keys)})")
+            return
         try:
             message = canonical_json(record)
         except (TypeError, ValueError):
@@ -609,6 +679,25 @@ class _Checker:
         if later:
             self.problem("export_leaf", f"{where}.seq",
                          f"leaf {seq} is not after the recordings' leaves {sorted(later)}")
+
+
+def _rotated(body: Mapping[str, Any], old: PublicKey, new: PublicKey) -> bool:
+    """Whether this leaf is a rotation from ``old`` to ``new`` signed by both keys."""
+    payload = body.get("payload")
+    if body.get("kind") != "key-rotate" or not isinstance(payload, dict):
+        return False
+    statement = payload.get("statement")
+    if not isinstance(statement, str):
+        return False
+    try:
+        raw = statement.encode("ascii")
+        said = strict_json(raw)
+    except ValueError:
+        return False
+    return (isinstance(said, dict) and said.get("format") == ROTATION_FORMAT
+            and (said.get("old_key_id"), said.get("new_key_id")) == (old.key_id, new.key_id)
+            and old.verify(str(payload.get("old_signature")), raw)
+            and new.verify(str(payload.get("new_signature")), raw))
 
 
 def load_trusted_key(path: Path) -> PublicKey:

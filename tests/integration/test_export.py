@@ -111,6 +111,7 @@ def manifest_of(package: Path) -> dict[str, Any]:
 
 def edit_json(package: Path, name: str, change: Callable[[dict[str, Any]], None]) -> None:
     path = package / name
+    path.chmod(0o644)
     data = json.loads(path.read_bytes())
     change(data)
     path.write_bytes(json_bytes(data))
@@ -204,6 +205,32 @@ def test_export_by_case(home: Path, recent_volume: Path, tmp_path: Path) -> None
     assert "案件编号 case 2026-042" in (package / "description.txt").read_text()
     code, report = check(package)
     assert code == 0, report
+
+
+def test_records_signed_before_a_key_rotation_verify_through_the_ledger(
+        home: Path, recent_volume: Path, tmp_path: Path) -> None:
+    assert evidock("ingest", str(recent_volume))[0] == 1
+    old_pub = tmp_path / "old.pub"
+    assert evidock("keys", "export-public", "-o", str(old_pub))[0] == 0
+    code, _, err = evidock("keys", "rotate")
+    assert code == 0, err
+    new_pub = tmp_path / "new.pub"
+    assert evidock("keys", "export-public", "-o", str(new_pub))[0] == 0
+    package = tmp_path / "package"
+    assert evidock("export", "--recording", "1", "--out", str(package), *DESCRIPTION)[0] == 0
+    manifest = manifest_of(package)
+    assert [leaf["kind"] for leaf in manifest["station_keys"]] == ["station", "key-rotate"]
+    assert manifest["recordings"][0]["key_id"] != manifest["key_id"]  # signed by the old key
+    assert check(package)[0] == 0
+    assert check(package, "--key", str(new_pub))[0] == 0
+    code, report = check(package, "--key", str(old_pub))  # the checkpoint is the new key's
+    assert code == 1 and ("untrusted_key", "station.pub") in found(report)
+
+    def unrotated(data: dict[str, Any]) -> None:
+        data["station_keys"] = data["station_keys"][:1]  # hide the rotation
+    edit_json(package, "manifest.json", unrotated)
+    kinds = {kind for kind, _ in found(check(package)[1])}
+    assert {"key_chain", "record_signature", "export_leaf"} <= kinds, kinds
 
 
 # Tampering --------------------------------------------------------------------------------
