@@ -299,12 +299,16 @@ class _Checker:
             return {}, None
         chain: dict[str, PublicKey] = {}
         pinned: PublicKey | None = None
+        previous = -1
         for number, item in enumerate(items):
             at = f"{where}[{number}]"
             body = self._leaf(item, at)
             row = station_row(body, str(station)) if body is not None else None
             if body is None:
                 continue
+            if body["seq"] <= previous:
+                self.problem("manifest", at, f"leaf {body['seq']} is not after leaf {previous}")
+            previous = body["seq"]
             if row is None:
                 self.problem("leaf_unrelated", at, f"leaf {body['seq']} does not write "
                              f"station {_describe(station)}'s row")
@@ -731,7 +735,10 @@ def verify_package(folder: Path, *, key: PublicKey | None = None,
             from exc
     if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_SMALL_FILE:
         raise NotAPackage(f"{path} is not a regular file of a sensible size")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotAPackage(f"{path} cannot be read: {exc.strerror or exc}") from exc
     try:
         manifest = strict_json(data)
     except ValueError as exc:
