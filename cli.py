@@ -577,11 +577,8 @@ def verify_export_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Check an evidence package offline (no store, no settings); exit 1 on any problem."""
-    from ingest.package_verify import (
-        load_trusted_key,
-        load_trusted_vkey,
-        verify_package,
-    )
+    from ingest.package_trust import load_trusted_key, load_trusted_vkey
+    from ingest.package_verify import verify_package
 
     if key is not None and vkey is not None:
         raise UsageError("give --key or --vkey, not both")

@@ -13,24 +13,17 @@ docs/export-format.md ("What each failure means").
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from ingest.custody import ROTATION_FORMAT
 from ingest.package import (
     CATALOG_COLUMNS,
     CHECKPOINT,
-    DOCUMENTS,
     EXPORT_PAYLOAD_FIELDS,
-    FIXED_FILES,
     MANIFEST,
     PACKAGE_FORMAT,
     PROOFS,
@@ -38,14 +31,14 @@ from ingest.package import (
     PUBLIC_KEY,
     RECORD_FIELDS,
     SIGNED_COLUMNS,
-    VKEY,
     concerns,
     export_payload,
-    name_problem,
     records_row,
     station_row,
     strict_json,
 )
+from ingest.package_files import MAX_SMALL_FILE, FileChecks, describe
+from ingest.package_trust import resolve_keys, rotated
 from ingest.record import RECORD_FORMAT
 from storage.canonical import canonical_json
 from storage.checkpoint import (
@@ -57,12 +50,9 @@ from storage.checkpoint import (
     parse_note,
 )
 from storage.errors import StationKeyError, UsageError
-from storage.hashing import hash_stream
 from storage.keys import PublicKey
 from storage.ledger import LEAF_FORMAT
 from storage.merkle import HASH_SIZE, leaf_hash, verify_inclusion
-
-_MAX_SMALL_FILE = 64 << 20  # manifest, proofs, keys, checkpoint: read whole, at most this
 
 
 class NotAPackage(UsageError):
@@ -114,11 +104,6 @@ class PackageReport:
                 "problems": [p.__dict__ for p in self.problems]}
 
 
-def _describe(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 120 else text[:119] + "…"
-
-
 def _hex_hash(value: object) -> bytes | None:
     if not isinstance(value, str) or len(value) != 2 * HASH_SIZE or value != value.lower():
         return None
@@ -143,10 +128,8 @@ class _Checker:
         self.manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         self.given_key = key
         self.given_vkey = vkey
-        self.on_file = on_file
         self.report = PackageReport(str(folder))
-        self.expected: set[str] = set(FIXED_FILES)
-        self.digests: dict[str, tuple[str, int] | None] = {}
+        self.files = FileChecks(folder, self.problem, on_file)
         self.checked_leaves: dict[int, bool] = {}
         self.point: Checkpoint | None = None
         self.proven: dict[int, _Proven] = {}
@@ -158,10 +141,12 @@ class _Checker:
 
     def run(self) -> PackageReport:
         self.report.package_id = self._text(self.m, "package_id", MANIFEST)
-        package_key, trusted, note_key = self._keys()
-        self._checkpoint(note_key)
+        trust = resolve_keys(self.m, self.files, self.problem, self.given_key, self.given_vkey)
+        self.report.key_id, self.report.trusted = trust.key_id, trust.independent
+        self.report.trust = trust.text
+        self._checkpoint(trust.verifier)
         self._proofs()
-        signing = self._signing_keys(package_key, trusted)
+        signing = self._signing_keys(trust.package_key, trust.trusted)
         recordings = self.m.get("recordings")
         if not isinstance(recordings, list):
             self.problem("manifest", f"{MANIFEST}: recordings", "is not a list")
@@ -174,10 +159,10 @@ class _Checker:
                          f"does not list the recordings' ids {ids}")
         for index, entry in enumerate(recordings):
             self._recording(index, entry, signing)
-        self._documents()
+        self.files.documents(self.m)
         self._export_leaf()
-        self._extra_files()
-        self.report.files = len(self.digests)
+        self.files.extra_files()
+        self.report.files = len(self.files.digests)
         self.report.leaves = len(self.checked_leaves)
         return self.report
 
@@ -187,93 +172,11 @@ class _Checker:
         value = obj.get(name)
         if not isinstance(value, str) or not value:
             self.problem("manifest", f"{where}: {name}",
-                         f"is missing or not a non-empty text (found {_describe(value)})")
+                         f"is missing or not a non-empty text (found {describe(value)})")
             return None
         return value
 
-    def _read_small(self, name: str) -> bytes | None:
-        """A fixed file of the package, or None (with the problem named) if unusable."""
-        path = self.folder / name
-        try:
-            info = path.lstat()
-        except FileNotFoundError:
-            self.problem("file_missing", name, "the package has no such file")
-            return None
-        except OSError as exc:
-            self.problem("file_unreadable", name, exc.strerror or str(exc))
-            return None
-        if not stat.S_ISREG(info.st_mode):
-            self.problem("not_a_file", name, "is not a regular file (a link, folder or device)")
-            return None
-        if info.st_size > _MAX_SMALL_FILE:
-            self.problem("file_unreadable", name, f"is {info.st_size} bytes; too large")
-            return None
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            self.problem("file_unreadable", name, exc.strerror or str(exc))
-            return None
-
     # Keys and trust ---------------------------------------------------------------
-
-    def _keys(self) -> tuple[PublicKey | None, PublicKey | None, NoteVerifier | None]:
-        """The package's key, the caller's trusted key (if any), and the verifier to check
-        the checkpoint with (the trusted key's if there is one)."""
-        origin = self._text(self.m, "origin", MANIFEST)
-        key_id = self._text(self.m, "key_id", MANIFEST)
-        package_key: PublicKey | None = None
-        if (pem := self._read_small(PUBLIC_KEY)) is not None:
-            try:
-                package_key = PublicKey.from_pem(pem.decode("ascii"))
-            except (StationKeyError, UnicodeDecodeError) as exc:
-                self.problem("public_key", PUBLIC_KEY, f"not an Ed25519 public key in PEM: {exc}")
-        if package_key is not None and key_id is not None and package_key.key_id != key_id:
-            self.problem("public_key", f"{MANIFEST}: key_id",
-                         f"says {key_id}, but {PUBLIC_KEY} is {package_key.key_id}")
-        package_vkey: NoteVerifier | None = None
-        if (raw := self._read_small(VKEY)) is not None:
-            try:
-                package_vkey = NoteVerifier.from_vkey(raw.decode("utf-8").removesuffix("\n"))
-            except (CheckpointError, UnicodeDecodeError) as exc:
-                self.problem("public_key", VKEY, f"not a verifier key: {exc}")
-        if package_vkey is not None:
-            if origin is not None and package_vkey.name != origin:
-                self.problem("public_key", VKEY, f"names {package_vkey.name!r}, but the "
-                             f"manifest's origin is {origin!r}")
-            if package_key is not None and NoteVerifier.for_key(
-                    package_vkey.name, package_key.key).public_key != package_vkey.public_key:
-                self.problem("public_key", VKEY, f"holds another key than {PUBLIC_KEY}")
-        if package_vkey is None and package_key is not None and origin is not None:
-            package_vkey = NoteVerifier.for_key(origin, package_key.key)
-
-        if self.given_key is None and self.given_vkey is None:
-            self.report.key_id = package_key.key_id if package_key else None
-            self.report.trust = (
-                "checked with the package's own key (station.pub): it shows that the package "
-                "is whole and consistent, not who made it; give --key with the station's "
-                "public key obtained separately (or --vkey) to check that too")
-            return package_key, None, package_vkey
-
-        if self.given_vkey is not None:
-            verifier = self.given_vkey
-            trusted = PublicKey(Ed25519PublicKey.from_public_bytes(verifier.public_key))
-            if origin is not None and verifier.name != origin:
-                self.problem("untrusted_key", f"{MANIFEST}: origin",
-                             f"the package's ledger is {origin!r}, the trusted verifier key "
-                             f"is for {verifier.name!r}")
-            how = f"the verifier key given ({verifier.vkey})"
-        else:
-            assert self.given_key is not None
-            trusted = self.given_key
-            verifier = NoteVerifier.for_key(origin or "unknown", trusted.key)
-            how = f"the public key given ({trusted.key_id})"
-        self.report.key_id, self.report.trusted = trusted.key_id, True
-        self.report.trust = f"checked with {how}, independently of the package's own key"
-        if package_key is not None and package_key.key_id != trusted.key_id:
-            self.problem("untrusted_key", PUBLIC_KEY,
-                         f"the package's key is {package_key.key_id}, not the trusted key "
-                         f"{trusted.key_id}: the package was not made by that station")
-        return package_key, trusted, verifier
 
     def _signing_keys(self, package_key: PublicKey | None, trusted: PublicKey | None
                       ) -> dict[str, PublicKey]:
@@ -311,7 +214,7 @@ class _Checker:
             previous = body["seq"]
             if row is None:
                 self.problem("leaf_unrelated", at, f"leaf {body['seq']} does not write "
-                             f"station {_describe(station)}'s row")
+                             f"station {describe(station)}'s row")
                 continue
             try:
                 key = PublicKey.from_pem(str(row.get("public_key_pem")))
@@ -320,8 +223,8 @@ class _Checker:
                 continue
             if row.get("key_id") != key.key_id:
                 self.problem("key_chain", at, f"leaf {body['seq']} names key "
-                             f"{_describe(row.get('key_id'))} for the public key {key.key_id}")
-            elif pinned is None or pinned.key_id == key.key_id or _rotated(body, pinned, key):
+                             f"{describe(row.get('key_id'))} for the public key {key.key_id}")
+            elif pinned is None or pinned.key_id == key.key_id or rotated(body, pinned, key):
                 pinned = key
                 chain[key.key_id] = key
             else:
@@ -338,7 +241,7 @@ class _Checker:
     # Checkpoint and proofs --------------------------------------------------------
 
     def _checkpoint(self, verifier: NoteVerifier | None) -> None:
-        note = self._read_small(CHECKPOINT)
+        note = self.files.read_small(CHECKPOINT)
         if note is None:
             return
         origin = self.m.get("origin") if isinstance(self.m.get("origin"), str) else None
@@ -359,7 +262,7 @@ class _Checker:
                                   "root": self.point.root.hex()}
 
     def _proofs(self) -> None:
-        raw = self._read_small(PROOFS)
+        raw = self.files.read_small(PROOFS)
         if raw is None:
             return
         try:
@@ -372,13 +275,13 @@ class _Checker:
             return
         if proofs.get("package_id") != self.report.package_id:
             self.problem("proofs", f"{PROOFS}: package_id",
-                         f"{_describe(proofs.get('package_id'))} is not the manifest's "
-                         f"{_describe(self.report.package_id)}")
+                         f"{describe(proofs.get('package_id'))} is not the manifest's "
+                         f"{describe(self.report.package_id)}")
         copy = proofs.get("checkpoint")
         if self.point is not None and copy != self.report.checkpoint:
             self.problem("proofs", f"{PROOFS}: checkpoint",
-                         f"{_describe(copy)} differs from {CHECKPOINT} "
-                         f"({_describe(self.report.checkpoint)})")
+                         f"{describe(copy)} differs from {CHECKPOINT} "
+                         f"({describe(self.report.checkpoint)})")
         items = proofs.get("leaves")
         if not isinstance(items, list):
             self.problem("proofs", f"{PROOFS}: leaves", "is not a list")
@@ -398,7 +301,7 @@ class _Checker:
         if proven.leaf_hash != digest.hex():
             self.problem("leaf_body", where,
                          f"the leaf body hashes to {digest.hex()}, but {PROOFS} proves leaf "
-                         f"hash {_describe(proven.leaf_hash)}: the body was edited")
+                         f"hash {describe(proven.leaf_hash)}: the body was edited")
             return
         elements = proven.proof if isinstance(proven.proof, list) else None
         hashes = [_hex_hash(h) for h in elements] if elements is not None else None
@@ -437,10 +340,10 @@ class _Checker:
         for name, expected in (("format", LEAF_FORMAT), ("seq", seq)):
             if body.get(name) != expected:
                 self.problem("leaf_body", f"{where}.{name}",
-                             f"is {_describe(body.get(name))}, expected {_describe(expected)}")
+                             f"is {describe(body.get(name))}, expected {describe(expected)}")
         if "kind" in item and body.get("kind") != item["kind"]:
             self.problem("manifest", f"{where}.kind",
-                         f"says {_describe(item['kind'])}, the leaf is {_describe(body['kind'])}")
+                         f"says {describe(item['kind'])}, the leaf is {describe(body['kind'])}")
         if seq not in self.checked_leaves:
             self.checked_leaves[seq] = True
             proven = proven or self.proven.get(seq)
@@ -458,7 +361,7 @@ class _Checker:
             self.problem("manifest", f"{MANIFEST}: recordings[{index}]", "is not an object")
             return
         rec_id = entry.get("id")
-        where = f"{MANIFEST}: recording {_describe(rec_id)}"
+        where = f"{MANIFEST}: recording {describe(rec_id)}"
         if not isinstance(rec_id, int) or isinstance(rec_id, bool):
             self.problem("manifest", f"{MANIFEST}: recordings[{index}].id", "is not a number")
             return
@@ -473,14 +376,14 @@ class _Checker:
         for field_name in ("size", "sha256"):
             if entry.get(field_name) != record.get(field_name):
                 self.problem("manifest", f"{where}: {field_name}",
-                             f"is {_describe(entry.get(field_name))}, the signed record says "
-                             f"{_describe(record.get(field_name))}")
+                             f"is {describe(entry.get(field_name))}, the signed record says "
+                             f"{describe(record.get(field_name))}")
         name = entry.get("file")
         if name != record.get("vault_path"):
             self.problem("manifest", f"{where}: file",
-                         f"is {_describe(name)}, the signed record's vault_path is "
-                         f"{_describe(record.get('vault_path'))}")
-        self._file(name, record.get("sha256"), record.get("size"), f"{where}: file")
+                         f"is {describe(name)}, the signed record's vault_path is "
+                         f"{describe(record.get('vault_path'))}")
+        self.files.file(name, record.get("sha256"), record.get("size"), f"{where}: file")
         self._leaves_of(rec_id, entry, record, where)
 
     def _signature(self, entry: Mapping[str, Any], record: dict[str, Any],
@@ -493,7 +396,7 @@ class _Checker:
         key = keys.get(key_id) if isinstance(key_id, str) else None
         if key is None:
             self.problem("record_signature", f"{where}: key_id",
-                         f"signed by {_describe(key_id)}, which is not "
+                         f"signed by {describe(key_id)}, which is not "
                          + ("the trusted key or a key it rotated from"
                             if self.report.trusted else "a key of this station in the "
                             "package's ledger leaves") + f" ({', '.join(keys)})")
@@ -544,8 +447,8 @@ class _Checker:
             for name, column in CATALOG_COLUMNS.items():
                 if catalog.get(name) != image.get(column):
                     self.problem("leaf_row", f"{where}: catalog.{name}",
-                                 f"is {_describe(catalog.get(name))}, the newest leaf about it "
-                                 f"({seq}) recorded {_describe(image.get(column))}")
+                                 f"is {describe(catalog.get(name))}, the newest leaf about it "
+                                 f"({seq}) recorded {describe(image.get(column))}")
 
     def _row_matches(self, image: Mapping[str, Any], entry: Mapping[str, Any],
                      record: Mapping[str, Any], where: str, seq: int) -> None:
@@ -556,95 +459,8 @@ class _Checker:
         for subject, stated, column in pairs:
             if stated != image.get(column):
                 self.problem("leaf_row", subject,
-                             f"is {_describe(stated)}, ledger leaf {seq} recorded "
-                             f"{_describe(image.get(column))}")
-
-    # Files ------------------------------------------------------------------------
-
-    def _file(self, name: object, sha256: object, size: object, subject: str) -> None:
-        problem = name_problem(name)
-        if problem is not None:
-            self.problem("unsafe_name", subject, f"{_describe(name)} {problem}")
-            return
-        assert isinstance(name, str)
-        self.expected.add(name)
-        if name not in self.digests:
-            self.digests[name] = self._hash(name)
-        found = self.digests[name]
-        if found is None:
-            return
-        digest, length = found
-        if length != size:
-            self.problem("file_size", name, f"is {length} bytes, the manifest says "
-                         f"{_describe(size)}")
-        if digest != sha256:
-            self.problem("file_altered", name, f"has sha256 {digest}, the manifest says "
-                         f"{_describe(sha256)}: the file was changed")
-
-    def _hash(self, name: str) -> tuple[str, int] | None:
-        path = self.folder.joinpath(*name.split("/"))
-        if self.on_file is not None:
-            self.on_file(name)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except FileNotFoundError:
-            self.problem("file_missing", name, "the manifest lists it; the package has no "
-                         "such file")
-            return None
-        except OSError as exc:
-            kind = "not_a_file" if exc.errno in (errno.ELOOP, errno.ENOTDIR) else (
-                "file_unreadable")
-            self.problem(kind, name, exc.strerror or str(exc))
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                self.problem("not_a_file", name, "is not a regular file")
-                return None
-            with os.fdopen(fd, "rb", buffering=0, closefd=False) as stream:
-                return hash_stream(stream, threaded=False)
-        except OSError as exc:
-            self.problem("file_unreadable", name, exc.strerror or str(exc))
-            return None
-        finally:
-            os.close(fd)
-
-    def _documents(self) -> None:
-        documents = self.m.get("documents")
-        if not isinstance(documents, list):
-            self.problem("manifest", f"{MANIFEST}: documents", "is not a list")
-            return
-        listed = set()
-        for number, doc in enumerate(documents):
-            name = doc.get("file") if isinstance(doc, dict) else None
-            if name not in DOCUMENTS or name in listed:
-                self.problem("manifest", f"{MANIFEST}: documents[{number}]",
-                             f"{_describe(name)} is not one of {', '.join(DOCUMENTS)}, or is "
-                             "listed twice")
-                continue
-            assert isinstance(doc, dict) and isinstance(name, str)
-            listed.add(name)
-            self.expected.add(name)
-            found = self.digests[name] = self._hash(name)
-            if found is not None:
-                if found[1] != doc.get("size"):
-                    self.problem("file_size", name, f"is {found[1]} bytes, the manifest says "
-                                 f"{_describe(doc.get('size'))}")
-                if found[0] != doc.get("sha256"):
-                    self.problem("file_altered", name, f"has sha256 {found[0]}, the manifest "
-                                 f"says {_describe(doc.get('sha256'))}: the file was changed")
-        for name in DOCUMENTS:
-            if name not in listed:
-                self.problem("manifest", f"{MANIFEST}: documents", f"does not list {name}")
-
-    def _extra_files(self) -> None:
-        for top, dirs, files in os.walk(self.folder):
-            base = Path(top)
-            links = [d for d in dirs if (base / d).is_symlink()]
-            for name in sorted(files + links):
-                rel = (base / name).relative_to(self.folder).as_posix()
-                if rel not in self.expected:
-                    self.problem("extra_file", rel, "is in the package folder but not in the "
-                                 "manifest")
+                             f"is {describe(stated)}, ledger leaf {seq} recorded "
+                             f"{describe(image.get(column))}")
 
     # The export leaf --------------------------------------------------------------
 
@@ -663,7 +479,7 @@ class _Checker:
                                ("station", self.m.get("station"))):
             if body.get(name) != expected:
                 self.problem("export_leaf", f"{where}.{name}",
-                             f"is {_describe(body.get(name))}, expected {_describe(expected)}")
+                             f"is {describe(body.get(name))}, expected {describe(expected)}")
         payload = body.get("payload")
         if not isinstance(payload, dict):
             self.problem("export_leaf", f"{where}.payload", "is not an object")
@@ -677,48 +493,12 @@ class _Checker:
                 what = ("manifest.json was changed after the export was recorded"
                         if name == "manifest_sha256" else "the manifest says otherwise")
                 self.problem("export_leaf", f"{where}.payload.{name}",
-                             f"the ledger recorded {_describe(payload.get(name))}, the package "
-                             f"has {_describe(expected_payload[name])}: {what}")
+                             f"the ledger recorded {describe(payload.get(name))}, the package "
+                             f"has {describe(expected_payload[name])}: {what}")
         later = [s for s in self.checked_leaves if s >= seq and s != seq]
         if later:
             self.problem("export_leaf", f"{where}.seq",
                          f"leaf {seq} is not after the recordings' leaves {sorted(later)}")
-
-
-def _rotated(body: Mapping[str, Any], old: PublicKey, new: PublicKey) -> bool:
-    """Whether this leaf is a rotation from ``old`` to ``new`` signed by both keys."""
-    payload = body.get("payload")
-    if body.get("kind") != "key-rotate" or not isinstance(payload, dict):
-        return False
-    statement = payload.get("statement")
-    if not isinstance(statement, str):
-        return False
-    try:
-        raw = statement.encode("ascii")
-        said = strict_json(raw)
-    except ValueError:
-        return False
-    return (isinstance(said, dict) and said.get("format") == ROTATION_FORMAT
-            and (said.get("old_key_id"), said.get("new_key_id")) == (old.key_id, new.key_id)
-            and old.verify(str(payload.get("old_signature")), raw)
-            and new.verify(str(payload.get("new_signature")), raw))
-
-
-def load_trusted_key(path: Path) -> PublicKey:
-    """A station public key (PEM) the court obtained separately; UsageError if unusable."""
-    try:
-        return PublicKey.from_pem(path.read_text(encoding="ascii"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--key {path} cannot be read: {exc}") from exc
-    except StationKeyError as exc:
-        raise UsageError(f"--key {path}: {exc}") from exc
-
-
-def load_trusted_vkey(text: str) -> NoteVerifier:
-    try:
-        return NoteVerifier.from_vkey(text.strip())
-    except CheckpointError as exc:
-        raise UsageError(f"--vkey: {exc}") from exc
 
 
 def verify_package(folder: Path, *, key: PublicKey | None = None,
@@ -733,7 +513,7 @@ def verify_package(folder: Path, *, key: PublicKey | None = None,
     except OSError as exc:
         raise NotAPackage(f"{folder} has no {MANIFEST}: it is not an evidence package") \
             from exc
-    if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_SMALL_FILE:
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SMALL_FILE:
         raise NotAPackage(f"{path} is not a regular file of a sensible size")
     try:
         data = path.read_bytes()
