@@ -74,9 +74,10 @@ def concerns(body: Mapping[str, Any], rec_id: int) -> bool:
         table, row = change.get("table"), change.get("row")
         if table == "recording" and change.get("key") == key:
             return True
-        if (table == "explanation" and isinstance(row, Mapping)
-                and row.get("recording_id") == rec_id and not isinstance(rec_id, bool)):
-            return True
+        if table == "explanation" and isinstance(row, Mapping):
+            about = row.get("recording_id")
+            if isinstance(about, int) and not isinstance(about, bool) and about == rec_id:
+                return True
     return False
 
 
