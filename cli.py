@@ -357,6 +357,8 @@ def annotate(
     if case is None and party is None and category is None:
         raise UsageError("give at least one of --case, --party, --category")
     catalog = open_station(settings_of(ctx), create=False).catalog
+    if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
+        raise NotFound(f"no recording with id {rec_id}")
     rec = catalog.annotate(rec_id, by=by, case_no=case, party=party, category=category)
     out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
               f"category={rec.category}", highlight=False, markup=False)

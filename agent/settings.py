@@ -137,14 +137,16 @@ class Settings(BaseModel):
     workers: int = Field(default=2, ge=1, le=64, description="recorders ingested at once")
     drop_folders: list[DropFolder] = Field(default_factory=list)
     drop_settle_s: float = Field(
-        default=10.0, gt=0, description="a drop-folder file not closed by its writer counts "
+        default=10.0, gt=0, le=86400, allow_inf_nan=False,
+        description="a drop-folder file not closed by its writer counts "
         "as complete after this long unchanged (for file systems without inotify)")
     clear_after_ingest: bool = Field(
         default=False, description="clear a recorder once all its files are verified")
     mounter: Literal["auto", "udisks2", "mount", "fusefat"] = "auto"
     runtime_dir: Path | None = Field(default=None, description="status file, mount points")
     simbus_dir: Path | None = Field(default=None, description="watch simulated recorders here")
-    storage_wait_s: float = Field(default=20.0, gt=0, description="for the volume after MSC")
+    storage_wait_s: float = Field(default=20.0, gt=0, le=3600, allow_inf_nan=False,
+                                  description="for the volume after MSC")
     dock_unknown_recorders: bool = Field(
         default=True, description="dock a USB volume of no configured model whose files look "
         "like a recorder's (a DCIM-style folder with names matching file_patterns)")

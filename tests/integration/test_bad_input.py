@@ -211,9 +211,11 @@ def evidock(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_show_of_an_id_beyond_sqlite_integers_is_not_found(station: IngestContext) -> None:
+@pytest.mark.parametrize("command", [["show"], ["annotate", "--case", "x", "--by", "me"]])
+def test_an_id_beyond_sqlite_integers_is_not_found(station: IngestContext,
+                                                   command: list[str]) -> None:
     for rec_id in ("99999999999999999999999", str(2**63), str(2**63 - 1)):
-        code, out, err = evidock("show", rec_id)
+        code, out, err = evidock(command[0], rec_id, *command[1:])
         assert code == 2 and f"no recording with id {rec_id}" in err and out == ""
         assert "Traceback" not in err
 
