@@ -56,6 +56,7 @@ from ingest.package import (
 from storage.canonical import utc_text
 from storage.catalog import LogFilter
 from storage.checkpoint import verifier_key
+from storage.durable import fsync_dir
 from storage.errors import EvidockError, NotFound, UsageError, VaultError
 from storage.hashing import hash_stream
 from storage.merkle import MerkleTree, leaf_hash
@@ -232,14 +233,6 @@ class _FdWriter:
             view = view[os.write(self.fd, view):]
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class PackageWriter:
     """Writes files under the package folder (never replacing one) and can undo it all."""
 
@@ -249,11 +242,8 @@ class PackageWriter:
         self.bytes = 0
 
     def open(self) -> None:
-        try:
-            self.root.mkdir(mode=0o755)
-            self.made_root = True
-        except FileExistsError:
-            pass  # an empty folder, checked before
+        self.made_root = not self.root.exists()  # else an empty folder, checked before
+        self.root.mkdir(mode=0o755, exist_ok=True)
 
     def _create(self, name: str) -> int:
         path = self.root.joinpath(*name.split("/"))
@@ -293,8 +283,8 @@ class PackageWriter:
         """fsync every folder of the package, deepest first, then the folder holding it."""
         folders = [Path(top) for top, _dirs, _files in os.walk(self.root)]
         for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-            _fsync_dir(folder)
-        _fsync_dir(self.root.absolute().parent)
+            fsync_dir(folder)
+        fsync_dir(self.root.absolute().parent)
 
     def remove(self) -> None:
         """Undo: remove everything written (and the folder, if this export made it)."""
@@ -496,7 +486,7 @@ def make_iso(folder: Path, iso: Path, package_id: str) -> str:
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
         tmp.rename(iso)
-        _fsync_dir(iso.absolute().parent)
+        fsync_dir(iso.absolute().parent)
     except OSError as exc:
         raise ExportError(f"the package in {folder} is complete, but {iso} could not be "
                           f"written: {exc.strerror or exc}") from exc

@@ -36,6 +36,10 @@ class NoCheckpoint(UsageError):
     """No signed checkpoint covers what was asked."""
 
 
+class OutboxError(EvidockError):
+    """A signed checkpoint could not be written to the outbox."""
+
+
 class LedgerInconsistent(EvidockError):
     """The ledger does not extend the last checkpoint; nothing is signed."""
 
@@ -69,7 +73,12 @@ def make(catalog: Catalog, key: StationKey, station_id: str,
                      made_at=now_utc())
     catalog.add_checkpoint(row)
     if outbox is not None:
-        write_outbox(outbox, name, row)
+        try:
+            write_outbox(outbox, name, row)
+        except OSError as exc:
+            raise OutboxError(f"checkpoint {row.size} was signed and kept in the catalog, but "
+                              f"not written to the outbox {outbox}: {exc.strerror or exc}; "
+                              "`evidock checkpoint` tries again") from exc
     return row
 
 

@@ -361,8 +361,8 @@ class Dock:
             custody.make(self.st.catalog, self.st.key, self.st.station_id,
                          self.st.options.checkpoint_outbox)
         except (EvidockError, OSError) as exc:
-            log.error("dock session %s: no checkpoint was signed after it: %s "
-                      "(`evidock checkpoint` makes one)", self.session_id, _reason(exc))
+            log.error("dock session %s: checkpoint after it: %s", self.session_id,
+                      _reason(exc))
 
 
 def _reason(exc: BaseException) -> str:

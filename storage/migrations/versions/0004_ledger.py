@@ -104,4 +104,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("the ledger cannot be turned back into the event chain")
+    raise RuntimeError("refused: the ledger holds rows the event chain never did; restore "
+                       "the catalog from a backup made before the upgrade instead")
