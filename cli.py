@@ -28,7 +28,7 @@ from agent.demo import run_demo
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
-from agent.station import open_station, require_store, trusted_keys
+from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
 from agent.udev_rules import udev_rules
 from devices.source import FolderSource
@@ -296,7 +296,7 @@ def log_cmd(
     flt = LogFilter(device=device, officer=officer, since=_when(since, settings, upper=False),
                     until=_when(until, settings, upper=True), late=True if late else None,
                     state=state, case=case)
-    catalog = open_station(settings, create=False).catalog
+    catalog = open_reader(settings).catalog
     rows = [render.recording_dict(r) for r in catalog.recordings(flt)]
     if as_json:
         emit_json(rows)
@@ -308,7 +308,7 @@ def log_cmd(
 def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
          as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One recording with its explanations."""
-    catalog = open_station(settings_of(ctx), create=False).catalog
+    catalog = open_reader(settings_of(ctx)).catalog
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
     data = render.recording_dict(catalog.recording(rec_id))
@@ -331,7 +331,7 @@ def explanations(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Written explanations (faults, late docks, interruptions), oldest first."""
-    catalog = open_station(settings_of(ctx), create=False).catalog
+    catalog = open_reader(settings_of(ctx)).catalog
     rows = [render.explanation_dict(e) for e in catalog.explanations(session_id=session)
             if kind is None or e.kind == kind]
     if as_json:
@@ -379,10 +379,13 @@ def verify(ctx: typer.Context,
             outside.append((str(path), path.read_bytes()))
         except OSError as exc:
             raise UsageError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from exc
-    station = open_station(settings, create=False, pinned=False)
-    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings),
-                          station_id=settings.station_id, outside=outside,
-                          station_key=station.key.key_id)
+    reader = open_reader(settings)
+    held, pending, why = key_file_ids(settings)
+    report = verify_store(reader.catalog, reader.vault, trusted_keys(settings),
+                          station_id=settings.station_id, outside=outside, station_key=held,
+                          pending_key=pending)
+    if held is None:
+        report.notes.append(f"whether the station key file is the pinned key: {why}")
     if as_json:
         emit_json(render.verify_dict(report))
     else:
@@ -447,7 +450,7 @@ def prove(ctx: typer.Context,
         raise UsageError("give a recording id, --leaf N, or --from N [--to M]")
     if to_size is not None and from_size is None:
         raise UsageError("--to needs --from")
-    catalog = open_station(settings, create=False).catalog
+    catalog = open_reader(settings).catalog
     if from_size is not None:
         emit_json(custody.consistency(catalog, from_size, to_size))
         return
@@ -526,7 +529,7 @@ def demo(ctx: typer.Context) -> None:
     rows = [render.recording_dict(r) for r in station.catalog.recordings()
             if r.session_id == w.summary.session_id]
     out.print(_log_table(rows))
-    report = verify_store(station.catalog, station.vault, trusted_keys(station, settings),
+    report = verify_store(station.catalog, station.vault, trusted_keys(settings),
                           station_id=settings.station_id)
     for line in render.verify_lines(report):
         say(line)

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.cliutil import emit_json, out, say, settings_of
-from agent.station import open_station
+from agent.station import open_reader, open_station
 from storage.models import Device, Officer
 from storage.registry import Registry
 from storage.text import shown
@@ -22,8 +22,9 @@ Json = Annotated[bool, typer.Option("--json")]
 
 
 def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
-    """The registry; the listing commands pass ``create=False`` and never make a store."""
-    return Registry(open_station(settings_of(ctx), create=create).catalog)
+    """The registry; the listing commands pass ``create=False``: read-only, no key needed."""
+    settings = settings_of(ctx)
+    return Registry(open_station(settings).catalog if create else open_reader(settings).catalog)
 
 
 def device_dict(d: Device) -> dict[str, Any]:

@@ -71,6 +71,7 @@ def verify_dict(report: VerifyReport) -> dict[str, Any]:
         "sessions": report.sessions,
         "problems": [p.__dict__ for p in report.problems],
         "awaiting_repair": [p.__dict__ for p in report.repairs],
+        "not_checked": report.notes,
     }
 
 
@@ -79,6 +80,7 @@ def verify_lines(report: VerifyReport) -> list[str]:
             f"{report.leaves} ledger leaves: ")
     lines = [head + ("all intact" if report.ok else f"{len(report.problems)} problem(s)")]
     lines.extend(f"  {p.kind}: {p.subject}: {p.detail}" for p in report.problems)
+    lines.extend(f"  not checked: {note}" for note in report.notes)
     if report.repairs:
         lines.append(f"left by a stopped process, repaired at the next start "
                      f"({len(report.repairs)}):")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.settings import Settings
-from ingest.custody import resume_rotation
+from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
 from ingest.naming import compile_patterns
 from ingest.recovery import recover
@@ -30,12 +31,12 @@ def ingest_options(settings: Settings) -> IngestOptions:
     )
 
 
-def open_station(settings: Settings, *, create: bool = True,
-                 pinned: bool = True) -> IngestContext:
-    """Open the key, catalog and vault; on first use create them, unless ``create`` is off.
+def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
+    """Open the key, catalog and vault for writing; on first use create them, unless
+    ``create`` is off (then the store must exist).
 
-    A key that is not the one the catalog pins for the station is refused, unless
-    ``pinned`` is off (verify, which reports it as a problem instead).
+    A key that is not the one the catalog pins for the station is refused; a rotation a
+    crash stopped half-way is finished first.
     """
     if not create:
         require_store(settings)
@@ -45,13 +46,11 @@ def open_station(settings: Settings, *, create: bool = True,
     try:
         catalog.ensure_station(_station(settings, key), write=create)
     except StationKeyError:
-        if pinned:
-            known = catalog.station(settings.station_id)  # a rotation stopped half-way?
-            if not create or known is None or not resume_rotation(settings.key_file,
-                                                                  known.key_id):
-                raise
-            key = load(settings.key_file)
-            catalog.ensure_station(_station(settings, key))
+        known = catalog.station(settings.station_id)  # a rotation stopped half-way?
+        if not create or known is None or not resume_rotation(settings.key_file, known.key_id):
+            raise
+        key = load(settings.key_file)
+        catalog.ensure_station(_station(settings, key))
     vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20)
     ctx = IngestContext(
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
@@ -88,9 +87,47 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
-def trusted_keys(ctx: IngestContext, settings: Settings) -> dict[str, PublicKey]:
-    """The station's own key and the public keys the settings name."""
-    keys = {ctx.key.key_id: ctx.key.public}
+@dataclass
+class Reader:
+    """What the read-only commands use: no private key, a catalog that cannot write."""
+
+    catalog: Catalog
+    vault: Vault
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+def open_reader(settings: Settings) -> Reader:
+    """Open an existing store for reading: creates, migrates and writes nothing.
+
+    The station key is not read (the keys that signed are pinned in the ledger), so a
+    copy of the catalog and vault is enough, and a user without the key can read.
+    """
+    require_store(settings, key=False)
+    catalog = Catalog.open_readonly(settings.catalog_url)
+    catalog.station_id = settings.station_id
+    return Reader(catalog, Vault(settings.vault_dir))
+
+
+def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:
+    """For verify: the key id in the station key file (None if it cannot be read), that
+    of a rotation's new key not yet moved into place (or None), and why the first is None.
+    """
+    pending = pending_key_file(settings.key_file)
+    try:
+        pending_id = load(pending).key_id if pending.exists() else None
+    except StationKeyError:
+        pending_id = None
+    try:
+        return load(settings.key_file).key_id, pending_id, ""
+    except StationKeyError as exc:
+        return None, pending_id, str(exc)
+
+
+def trusted_keys(settings: Settings) -> dict[str, PublicKey]:
+    """The public keys the settings name (besides those the ledger pins)."""
+    keys: dict[str, PublicKey] = {}
     for path in settings.trusted_keys:
         try:
             public = PublicKey.from_pem(path.read_text(encoding="ascii"))

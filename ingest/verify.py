@@ -45,6 +45,7 @@ class VerifyReport:
     station_keys: dict[str, PublicKey] = field(default_factory=dict)  # each station's key now
     sessions: int = 0
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
     repairs: list[Problem] = field(default_factory=list)  # left by a crash; the next start
 
     @property
@@ -81,19 +82,31 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
                  on_file: Callable[[str], None] | None = None, *,
                  station_id: str | None = None,
                  outside: Sequence[tuple[str, bytes]] = (),
-                 station_key: str | None = None) -> VerifyReport:
-    """Check everything; ``outside`` are (name, signed note) checkpoints kept elsewhere."""
+                 station_key: str | None = None,
+                 pending_key: str | None = None) -> VerifyReport:
+    """Check everything; ``outside`` are (name, signed note) checkpoints kept elsewhere.
+
+    ``station_key`` is the id of the key in the station's key file (None: not checked),
+    ``pending_key`` that of a new key a rotation made but had not yet moved into place.
+    """
     report = VerifyReport()
     problems = report.problems
     problems.extend(Problem("catalog_damaged", "catalog", message)
                     for message in catalog.integrity())
     found, tree = check_ledger(catalog, report)
     current = report.station_keys.get(station_id or "")
-    if station_key is not None and current is not None and station_key != current.key_id:
+    pinned = current.key_id if current is not None else None
+    held = station_key if pinned is not None and station_key != pinned else None
+    if held is not None and pending_key == pinned:
+        report.repairs.append(Problem(
+            "unfinished_rotation", f"station {station_id}",
+            f"the ledger pins the new key {pending_key}, the key file still holds {held}; "
+            "the next start moves the new key into place"))
+    elif held is not None:
         problems.append(Problem("key_changed", f"station {station_id}",
-                                f"the key file holds {station_key}, but the ledger pins "
-                                f"{current.key_id}: the key was replaced, not rotated"))
-        keys = {k: v for k, v in keys.items() if k != station_key}  # never trust it
+                                f"the key file holds {held}, but the ledger pins "
+                                f"{pinned}: the key was replaced, not rotated"))
+        keys = {k: v for k, v in keys.items() if k != held}  # never trust it
     keys = {**report.ledger_keys, **keys}  # records signed before a rotation still check
     rows = catalog.recordings()
     report.recordings = len(rows)

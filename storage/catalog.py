@@ -1,11 +1,15 @@
 """The catalog: engine factory, migrations, and the queries evidock needs.
 
-Every write is one short transaction that also appends its event to the
-hash-chained event log, so a row never exists without its trace.
+Every write is one short transaction sealed by its ledger leaf (storage/ledger.py),
+so a row never changes without its trace. Readers open the catalog read-only
+(:meth:`Catalog.open_readonly`): they migrate nothing and can write nothing.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, exists, func, or_, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
@@ -72,9 +77,59 @@ def make_engine(url: str, *, write: bool = True) -> Engine:
     return engine
 
 
-def migrate(engine: Engine) -> None:
+def _read_only_engine(path: Path) -> Engine:
+    """A SQLite engine that cannot write ``path`` (``mode=ro``; ``query_only`` too).
+
+    On a read-only file system (a copy on a disc, a read-only mount) a WAL database
+    whose -wal and -shm files are gone cannot be opened with ``mode=ro``; nobody can
+    write it there, so it is opened ``immutable``.
+    """
+    if not path.is_file():
+        raise CatalogError(f"no catalog at {path}")
+    folder = os.statvfs(path.parent)
+    frozen = bool(folder.f_flag & os.ST_RDONLY)
+    uri = "file:" + urllib.parse.quote(str(path)) + ("?immutable=1" if frozen else "?mode=ro")
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn.isolation_level = None
+        conn.execute("PRAGMA query_only=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _migrations() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def _require_current(engine: Engine, where: str) -> None:
+    """Refuse a catalog this evidock has not migrated: a reader cannot upgrade it."""
+    head = ScriptDirectory.from_config(_migrations()).get_current_head()
+    try:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    except SQLAlchemyError as exc:
+        raise CatalogError(f"{where} is not an evidock catalog, or is damaged: "
+                           f"{exc.orig if hasattr(exc, 'orig') else exc}") from exc
+    if found != head:
+        raise CatalogError(
+            f"{where} is at schema {found}, this evidock reads schema {head}: run one "
+            "writing command of this release (e.g. `evidock checkpoint`) to upgrade it; "
+            "read-only commands never change the catalog")
+
+
+def migrate(engine: Engine) -> None:
+    cfg = _migrations()
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
@@ -100,7 +155,7 @@ class Catalog:
 
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine
-        self.writer = writer or engine
+        self.writer = writer  # None: opened read-only
         self.station_id: str | None = None  # named in each ledger leaf this catalog writes
 
     @classmethod
@@ -109,9 +164,23 @@ class Catalog:
         migrate(writer)
         return cls(make_engine(url, write=False), writer)
 
+    @classmethod
+    def open_readonly(cls, url: str) -> Catalog:
+        """Open for reading only: nothing is created, migrated or written."""
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            engine = _read_only_engine(path)
+            where = f"the catalog {path}"
+        else:
+            engine = make_engine(url, write=False)
+            where = "the catalog"
+        _require_current(engine, where)
+        return cls(engine)
+
     def close(self) -> None:
         self.engine.dispose()
-        self.writer.dispose()
+        if self.writer is not None:
+            self.writer.dispose()
 
     # Transactions ------------------------------------------------------------
 
@@ -124,11 +193,16 @@ class Catalog:
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog: cannot read: {exc}") from exc
 
+    def _writing(self, what: str) -> Engine:
+        if self.writer is None:
+            raise CatalogError(f"catalog: cannot {what}: it was opened read-only")
+        return self.writer
+
     @contextmanager
     def transaction(self, what: str) -> Iterator[Session]:
         """One write transaction, sealed by its ledger leaf; errors become CatalogError."""
         try:
-            with Session(self.writer, expire_on_commit=False) as db, db.begin():
+            with Session(self._writing(what), expire_on_commit=False) as db, db.begin():
                 ledger.watch(db)
                 yield db
                 ledger.seal(db, self.station_id)
@@ -438,12 +512,12 @@ class Catalog:
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Keep a signed checkpoint (not a ledger change: it is about the ledger)."""
+        what = f"keep checkpoint {checkpoint.size}"
         try:
-            with Session(self.writer, expire_on_commit=False) as db, db.begin():
+            with Session(self._writing(what), expire_on_commit=False) as db, db.begin():
                 db.merge(checkpoint)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog: cannot keep checkpoint {checkpoint.size}: {exc}") \
-                from exc
+            raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
 
     def rows(self, cls: type[M]) -> Sequence[M]:
         """Every row of one table (for verify)."""

@@ -173,12 +173,15 @@ def test_a_replaced_station_key_is_refused_not_adopted(store: Path) -> None:
     key = store / "keys" / "station.key"
     key.chmod(0o600)
     key.unlink()
-    code, _, err = evidock("checkpoint")  # a read-only open makes no key
+    code, _, err = evidock("checkpoint")  # a writer that is not first makes no key
     assert code != 0 and not key.exists()
     load_or_create(key)  # the attacker's new key
-    for args in (["log"], ["checkpoint"], ["ingest", str(store)]):
+    for args in (["annotate", "1", "--case", "X", "--by", "a"], ["checkpoint"],
+                 ["ingest", str(store)]):
         code, _, err = evidock(*args)
         assert code == 1 and "is not the key station station-1 signs with" in err, args
+    code, _, err = evidock("log")  # readers never read the key, so never adopt it
+    assert code == 0, err
     assert "key_changed" in {kind for kind, _ in problems()}  # verify says so, and why
 
 
@@ -272,8 +275,11 @@ def test_a_rotation_stopped_half_way_is_finished_at_the_next_start(
         patch.setattr(custody, "finish_rotation", power_cut)
         assert evidock("keys", "rotate")[0] == 130  # the ledger has the new key, the file not
     assert (store / "keys" / "station.key.new").exists()
-    code, _, err = evidock("log")  # read-only: refuses, changes nothing
+    code, _, err = evidock("checkpoint")  # a writer other than a start: refuses
     assert code == 1 and "signs with" in err
+    code, out, err = evidock("verify")  # a reader: says what the next start repairs
+    assert code == 0 and "unfinished_rotation" in out, out
+    assert (store / "keys" / "station.key.new").exists()
     empty = store.parent / "empty-volume"
     empty.mkdir()
     code, _, err = evidock("ingest", str(empty))

@@ -174,7 +174,7 @@ def verify_here(env: dict[str, str]) -> None:
     settings = load_settings(environ=env)
     station = open_station(settings, create=False)
     try:
-        report = verify_store(station.catalog, station.vault, trusted_keys(station, settings))
+        report = verify_store(station.catalog, station.vault, trusted_keys(settings))
     finally:
         station.close()
     assert report.ok, report.problems
