@@ -37,6 +37,9 @@ bench:
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/dock_bench.py
 	$(BIN)/python bench/small_files_bench.py
+	$(BIN)/python bench/ledger_bench.py
+	$(BIN)/python bench/log_bench.py
+	$(BIN)/python bench/verify_bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

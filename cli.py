@@ -23,19 +23,15 @@ from typer.core import TyperGroup
 
 from agent import render
 from agent.cliutil import State, emit_json, finish, out, say, settings_of
-from agent.daemon import discoveries, run_daemon
-from agent.demo import run_demo
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.settings import Settings, config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
-from agent.udev_rules import udev_rules
 from devices.source import FolderSource
 from devices.volume import FolderVolume
 from ingest import custody
 from ingest.dock import IngestContext, Summary
-from ingest.pipeline import Dock
 from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
@@ -178,6 +174,8 @@ def keys_export_public(
 def _dock(station: IngestContext, volume: FolderVolume, given: Identity, stop: SignalStop,
           show_progress: bool) -> Summary:
     """Dock the folder; a signal caught by ``stop`` ends it cleanly."""
+    from ingest.pipeline import Dock
+
     source = FolderSource(volume)
     if show_progress and sys.stderr.isatty():
         with TerminalProgress() as bar:
@@ -287,9 +285,11 @@ def log_cmd(
     late: Annotated[bool, typer.Option("--late", help="only late ingests")] = False,
     state: Annotated[str | None, typer.Option(help="stored or quarantined")] = None,
     case: Annotated[str | None, typer.Option(help="case number")] = None,
+    limit: Annotated[int, typer.Option(
+        min=0, help="show the most recent N that match (0: all)")] = 1000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """The ingest log: every stored recording, oldest first."""
+    """The ingest log: the recordings that match, oldest first (the most recent --limit)."""
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
@@ -297,7 +297,11 @@ def log_cmd(
                     until=_when(until, settings, upper=True), late=True if late else None,
                     state=state, case=case)
     catalog = open_reader(settings).catalog
-    rows = [render.recording_dict(r) for r in catalog.recordings(flt)]
+    found = catalog.recordings(flt, limit=limit or None)
+    if limit and len(found) == limit and (total := catalog.count_recordings(flt=flt)) > limit:
+        sys.stderr.write(f"showing the {limit:,} most recent of {total:,} recordings that "
+                         "match; --limit 0 shows all\n")
+    rows = [render.recording_dict(r) for r in found]
     if as_json:
         emit_json(rows)
     else:
@@ -468,6 +472,8 @@ def daemon(
     """Run the docking daemon: detect recorders, ingest them, until SIGTERM."""
     settings = settings_of(ctx)
     station = open_station(settings)
+    from agent.daemon import discoveries, run_daemon  # (the commands import what they run)
+
     run_daemon(settings, station, discoveries(settings, udev=udev))
 
 
@@ -498,12 +504,16 @@ def status(ctx: typer.Context,
 @app.command("udev-rules")
 def udev_rules_cmd(ctx: typer.Context) -> None:
     """Print udev rules for the configured recorder models."""
+    from agent.udev_rules import udev_rules
+
     sys.stdout.write(udev_rules(settings_of(ctx).models))
 
 
 @app.command()
 def demo(ctx: typer.Context) -> None:
     """Dock a simulated serial recorder through the daemon; show what it stored and verify."""
+    from agent.demo import run_demo
+
     settings = settings_of(ctx)
     station = open_station(settings)
     say(f"evidock demo: data folder {settings.home}")

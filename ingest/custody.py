@@ -50,7 +50,7 @@ def origin_of(station_id: str) -> str:
 
 def stored_tree(catalog: Catalog) -> MerkleTree:
     """The tree of the leaf hashes the catalog stores (verify recomputes them from bodies)."""
-    return MerkleTree(bytes.fromhex(leaf.leaf_hash) for leaf in catalog.leaves())
+    return MerkleTree.from_concatenated(catalog.leaf_hashes())
 
 
 def make(catalog: Catalog, key: StationKey, station_id: str,

@@ -17,9 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, exists, func, or_, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
@@ -106,31 +103,48 @@ def _read_only_engine(path: Path) -> Engine:
     return engine
 
 
-def _migrations() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    return cfg
+#: The newest migration in storage/migrations (a test keeps the two the same). A catalog
+#: already at it is opened without loading alembic at all.
+SCHEMA = "0005"
+
+
+def schema_of(engine: Engine) -> str | None:
+    """The catalog's migration revision; None for a database with no evidock schema."""
+    with engine.connect() as conn:
+        if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
+                                    if engine.dialect.name == "sqlite" else
+                                    "SELECT 1 FROM information_schema.tables "
+                                    "WHERE table_name = 'alembic_version'").first():
+            return None
+        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def _require_current(engine: Engine, where: str) -> None:
     """Refuse a catalog this evidock has not migrated: a reader cannot upgrade it."""
-    head = ScriptDirectory.from_config(_migrations()).get_current_head()
     try:
-        with engine.connect() as conn:
-            found = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        found = schema_of(engine)
     except SQLAlchemyError as exc:
-        raise CatalogError(f"{where} is not an evidock catalog, or is damaged: "
-                           f"{exc.orig if hasattr(exc, 'orig') else exc}") from exc
-    if found != head:
+        raise CatalogError(f"{where} cannot be read: it is not an evidock catalog, or is "
+                           f"damaged: {getattr(exc, 'orig', exc)}") from exc
+    if found is None:
+        raise CatalogError(f"{where} is not an evidock catalog (it has no schema version)")
+    if found != SCHEMA:
         raise CatalogError(
-            f"{where} is at schema {found}, this evidock reads schema {head}: run one "
+            f"{where} is at schema {found}, this evidock reads schema {SCHEMA}: run one "
             "writing command of this release (e.g. `evidock checkpoint`) to upgrade it; "
             "read-only commands never change the catalog")
 
 
 def migrate(engine: Engine) -> None:
-    cfg = _migrations()
+    """Bring the catalog to :data:`SCHEMA` (alembic is loaded only when there is work)."""
     try:
+        if schema_of(engine) == SCHEMA:
+            return
+        from alembic import command  # (0.3 s of imports, rarely needed)
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -148,6 +162,19 @@ class LogFilter:
     state: str | None = None
     case: str | None = None
     session: str | None = None
+
+
+def _log_conditions(flt: LogFilter) -> list[Any]:
+    found: list[Any] = [column == value for column, value in (
+        (Recording.device_no, flt.device), (Recording.officer_no, flt.officer),
+        (Recording.late, flt.late), (Recording.state, flt.state),
+        (Recording.case_no, flt.case), (Recording.session_id, flt.session),
+    ) if value is not None]
+    if flt.since is not None:
+        found.append(col(Recording.recording_start) >= flt.since)
+    if flt.until is not None:
+        found.append(col(Recording.recording_start) < flt.until)
+    return found
 
 
 class Catalog:
@@ -405,22 +432,17 @@ class Catalog:
             raise NotFound(f"no recording with id {rec_id}")
         return rec
 
-    def recordings(self, flt: LogFilter | None = None) -> Sequence[Recording]:
-        flt = flt or LogFilter()
-        query = select(Recording)
-        for column, value in (
-            (Recording.device_no, flt.device), (Recording.officer_no, flt.officer),
-            (Recording.late, flt.late), (Recording.state, flt.state),
-            (Recording.case_no, flt.case), (Recording.session_id, flt.session),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if flt.since is not None:
-            query = query.where(col(Recording.recording_start) >= flt.since)
-        if flt.until is not None:
-            query = query.where(col(Recording.recording_start) < flt.until)
+    def recordings(self, flt: LogFilter | None = None, *,
+                   limit: int | None = None) -> Sequence[Recording]:
+        """The recordings ``flt`` matches, oldest first; with ``limit``, only the most
+        recent ``limit`` of them (read from the log indexes, so fast at millions)."""
+        order = (col(Recording.recording_start), col(Recording.id))
+        query = select(Recording).where(*_log_conditions(flt or LogFilter()))
         with self.reading() as db:
-            return db.exec(query.order_by(col(Recording.recording_start), col(Recording.id))).all()
+            if limit is None:
+                return db.exec(query.order_by(*order)).all()
+            newest = db.exec(query.order_by(*(c.desc() for c in order)).limit(limit)).all()
+        return newest[::-1]
 
     def recording_covering(self, device_no: str, moment: datetime) -> Recording | None:
         """The recording of this device whose span holds ``moment``, if any."""
@@ -490,6 +512,12 @@ class Catalog:
         with self.reading() as db:
             yield from db.exec(query.order_by(col(LedgerLeaf.seq)))
 
+    def leaf_hashes(self) -> bytes:
+        """Every stored leaf hash, in order, 32 bytes each (what proofs are made from)."""
+        query = select(LedgerLeaf.leaf_hash).order_by(col(LedgerLeaf.seq))
+        with self.reading() as db:
+            return bytes.fromhex("".join(db.exec(query)))
+
     def station(self, station_id: str) -> Station | None:
         with self.reading() as db:
             return db.get(Station, station_id)
@@ -532,9 +560,10 @@ class Catalog:
             found = [str(row[0]) for row in db.execute(text("PRAGMA integrity_check"))]
         return [] if found == ["ok"] else found
 
-    def count_recordings(self, session_id: str | None = None) -> int:
-        query = select(func.count()).select_from(Recording)
-        if session_id is not None:
-            query = query.where(Recording.session_id == session_id)
+    def count_recordings(self, session_id: str | None = None,
+                         flt: LogFilter | None = None) -> int:
+        """How many recordings one dock session stored, or ``flt`` matches (or all)."""
+        flt = flt or LogFilter(session=session_id)
+        query = select(func.count()).select_from(Recording).where(*_log_conditions(flt))
         with self.reading() as db:
             return int(db.exec(query).one())

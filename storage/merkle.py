@@ -158,10 +158,22 @@ class MerkleTree:
             if not isinstance(h, bytes | bytearray) or len(h) != HASH_SIZE:
                 _check_hash(h, f"leaf hash {i}")
             parts.append(h)
-        if len(parts) > MAX_TREE_SIZE:  # pragma: no cover - cannot fit in memory anyway
+        self._levels: list[bytearray] = []
+        self._build(bytearray(b"".join(parts)))
+
+    @classmethod
+    def from_concatenated(cls, leaf_hashes: bytes) -> MerkleTree:
+        """The tree of leaf hashes given end to end, 32 bytes each."""
+        if len(leaf_hashes) % HASH_SIZE:
+            raise ProofError(f"{len(leaf_hashes)} bytes is not a whole number of leaf hashes")
+        tree = cls()
+        tree._build(bytearray(leaf_hashes))
+        return tree
+
+    def _build(self, level: bytearray) -> None:
+        if len(level) // HASH_SIZE > MAX_TREE_SIZE:  # pragma: no cover - cannot fit in memory
             raise ProofError("more than 2^64-1 leaves")
-        level = bytearray(b"".join(parts))
-        self._levels: list[bytearray] = [level]
+        self._levels = [level]
         while len(level) >= 2 * HASH_SIZE:
             level = _hash_pairs(level)
             self._levels.append(level)

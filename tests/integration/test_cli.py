@@ -74,6 +74,20 @@ def test_log_filters(ingested: list[dict[str, object]]) -> None:
     assert code == 0 and "ZFY0001" in out and "2026-017" in out
 
 
+def test_log_limit_shows_the_most_recent_and_says_how_many_match(
+        ingested: list[dict[str, object]]) -> None:
+    code, out, err = evidock("log", "--json", "--limit", "2", "--device", "ZFY0001")
+    newest = sorted(ingested, key=lambda r: (str(r["start"]), int(str(r["id"]))))[-2:]
+    assert code == 0 and [r["id"] for r in json.loads(out)] == [r["id"] for r in newest]
+    assert "showing the 2 most recent of 6 recordings that match; --limit 0 shows all" in err
+    code, out, err = evidock("log", "--json", "--limit", "0")
+    assert code == 0 and len(json.loads(out)) == 6 and err == ""
+    code, out, err = evidock("log", "--json", "--limit", "6")
+    assert code == 0 and len(json.loads(out)) == 6 and err == ""  # all shown: no note
+    code, _, err = evidock("log", "--limit", "-1")
+    assert code == 2 and "--limit" in err
+
+
 def flip_byte(path: Path) -> None:
     path.chmod(0o644)
     data = bytearray(path.read_bytes())
