@@ -58,7 +58,7 @@ from storage.catalog import LogFilter
 from storage.checkpoint import verifier_key
 from storage.durable import fsync_dir
 from storage.errors import EvidockError, NotFound, UsageError, VaultError
-from storage.hashing import hash_stream
+from storage.hashing import hash_fd, hash_stream
 from storage.merkle import MerkleTree, leaf_hash
 from storage.models import Recording, now_utc
 
@@ -482,7 +482,7 @@ def make_iso(folder: Path, iso: Path, package_id: str) -> str:
             raise ExportError(f"the package in {folder} is complete, but {_ISO_TOOL} could not "
                               f"make {iso}: {done.stderr.strip()[-400:]}")
         with tmp.open("rb") as stream:
-            digest, _ = hash_stream(stream, threaded=False)
+            digest, _ = hash_fd(stream.fileno())
         with tmp.open("rb+") as handle:
             os.fsync(handle.fileno())
         tmp.rename(iso)

@@ -8,6 +8,8 @@ font, Chinese text would print as empty boxes.
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 from typing import Any
 
 from storage.errors import UsageError
@@ -31,8 +33,20 @@ def _weasyprint() -> Any:
 
 
 def require() -> None:
-    """Raise UsageError now, before anything is written, if PDFs cannot be made here."""
+    """Raise UsageError now, before anything is written, if PDFs cannot be made here:
+    WeasyPrint and Pango missing, or no font that covers Chinese (which would print
+    every Chinese character of the description as an empty box)."""
     _weasyprint()
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        raise UsageError("cannot check for a Chinese font: fc-list (Debian package "
+                         f"fontconfig) is not installed; {_HOW}; nothing was exported")
+    found = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True,
+                           timeout=60, check=False)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise UsageError("no font that covers Chinese is installed (fontconfig finds none "
+                         f"for :lang=zh), so the description would print empty boxes; {_HOW}"
+                         "; nothing was exported")
 
 
 def html_to_pdf(document: str) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.package import DOCUMENTS, FIXED_FILES, MANIFEST, name_problem
-from storage.hashing import hash_stream
+from storage.hashing import hash_fd
 
 MAX_SMALL_FILE = 64 << 20  # manifest, proofs, keys, checkpoint: read whole, at most this
 
@@ -102,8 +102,7 @@ class FileChecks:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 self.problem("not_a_file", name, "is not a regular file")
                 return None
-            with os.fdopen(fd, "rb", buffering=0, closefd=False) as stream:
-                return hash_stream(stream, threaded=False)
+            return hash_fd(fd)
         except OSError as exc:
             self.problem("file_unreadable", name, exc.strerror or str(exc))
             return None

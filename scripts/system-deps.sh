@@ -9,8 +9,10 @@ python3 -c 'import ensurepip, venv' 2>/dev/null || want+=(python3-venv)
 if [ "${1:-run}" = export ] || [ "${1:-run}" = test ]; then
     # Pango and HarfBuzz: WeasyPrint's text layout (description.pdf); a CJK font, named
     # in the description's CSS, or the Chinese headings print as empty boxes; xorriso:
-    # `evidock export --iso` (an ISO 9660 image with Rock Ridge and Joliet names).
-    want+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-wqy-zenhei xorriso)
+    # `evidock export --iso` (an ISO 9660 image with Rock Ridge and Joliet names);
+    # fontconfig: fc-list, with which export checks a Chinese font is there.
+    want+=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-wqy-zenhei xorriso
+           fontconfig)
 fi
 if [ "${1:-run}" = test ]; then
     # poppler-utils: pdftotext reads the description PDF back in the export tests.

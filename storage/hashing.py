@@ -11,6 +11,7 @@ slowest stage rather than the sum of all three. Measured on a 2-core VM
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -81,4 +82,18 @@ def hash_stream(source: Reader, sink: Writer | None = None, *, block_size: int =
     finally:
         for stage in stages:
             stage.finish()  # raises a stage's error, e.g. the vault's ENOSPC
+    return sha.hexdigest(), total
+
+
+def hash_fd(fd: int, *, block_size: int = 1 << 20) -> tuple[str, int]:
+    """SHA-256 hex and byte count of what ``fd`` reads to its end, serially, into one
+    reused buffer (a new buffer per block costs page faults: about 7 % of verify's rate).
+    """
+    sha = hashlib.sha256()
+    buf = bytearray(block_size)
+    view = memoryview(buf)
+    total = 0
+    while n := os.readv(fd, [buf]):
+        sha.update(view[:n])
+        total += n
     return sha.hexdigest(), total

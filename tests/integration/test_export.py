@@ -396,6 +396,22 @@ def test_export_refusals_write_nothing(home: Path, recent_volume: Path, tmp_path
     assert len(leaves(home, "export")) == before
 
 
+def test_without_a_chinese_font_nothing_is_exported(
+        home: Path, recent_volume: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert evidock("ingest", str(recent_volume))[0] == 1
+    before = len(leaves(home, "export"))
+    latin = tmp_path / "fonts.conf"  # fontconfig sees only DejaVu: Latin, no Chinese
+    latin.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd">'
+                     "<fontconfig><dir>/usr/share/fonts/truetype/dejavu</dir>"
+                     f"<cachedir>{tmp_path / 'fc-cache'}</cachedir></fontconfig>")
+    monkeypatch.setenv("FONTCONFIG_FILE", str(latin))
+    out_dir = tmp_path / "out"
+    code, _, err = evidock("export", "--recording", "1", "--out", str(out_dir), *DESCRIPTION)
+    assert code == 2 and "no font that covers Chinese" in err and not out_dir.exists()
+    assert len(leaves(home, "export")) == before
+
+
 def test_a_vault_file_that_does_not_match_aborts_the_export(
         home: Path, recent_volume: Path, tmp_path: Path) -> None:
     assert evidock("ingest", str(recent_volume))[0] == 1
