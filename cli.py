@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +21,11 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from agent import render
-from agent.cliutil import State, emit_json, finish, out, say, settings_of
+from agent.cliutil import State, emit_json, finish, moment_of, out, say, settings_of
+from agent.explain_cli import explain_app, list_explanations
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
-from agent.settings import Settings, config_path
+from agent.settings import config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
 from devices.source import FolderSource
@@ -37,6 +37,7 @@ from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.durable import write_atomic
 from storage.errors import EvidockError, NotFound, UsageError
+from storage.explanations import ExplanationFilter
 from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
 from storage.text import shown
@@ -74,6 +75,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
 app.add_typer(device_app, name="device")
 app.add_typer(officer_app, name="officer")
+app.add_typer(explain_app, name="explain")
 
 
 @app.callback()
@@ -234,33 +236,6 @@ def ingest(
 
 # queries ---------------------------------------------------------------------
 
-def _when(text: str | None, settings: Settings, *, upper: bool) -> datetime | None:
-    """The moment ``text`` names, in UTC; a naive one is in the recorders' zone.
-
-    A moment that leaves datetime's range in UTC (0001-01-01 east of Greenwich,
-    9999-12-31 west of it) lies before or after every recording: as a lower bound
-    (``upper`` off) the far past filters nothing and the far future everything, and
-    the other way round for an upper bound.
-    """
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise UsageError(f"{text!r} is not a date or time (use 2026-11-20 or "
-                         "2026-11-20T08:30)") from exc
-    try:
-        if moment.tzinfo is None:
-            zone = settings.zone
-            moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
-        return moment.astimezone(UTC)
-    except (OverflowError, ValueError, OSError):
-        far_past = moment.year < 5000
-        if far_past:
-            return datetime.min.replace(tzinfo=UTC) if upper else None
-        return None if upper else datetime.max.replace(tzinfo=UTC)
-
-
 def _log_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(show_lines=False)
     for column in ("id", "start (UTC)", "device", "officer", "file", "size", "sha256",
@@ -293,8 +268,8 @@ def log_cmd(
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
-    flt = LogFilter(device=device, officer=officer, since=_when(since, settings, upper=False),
-                    until=_when(until, settings, upper=True), late=True if late else None,
+    flt = LogFilter(device=device, officer=officer, since=moment_of(since, settings, upper=False),
+                    until=moment_of(until, settings, upper=True), late=True if late else None,
                     state=state, case=case)
     catalog = open_reader(settings).catalog
     found = catalog.recordings(flt, limit=limit or None)
@@ -334,19 +309,8 @@ def explanations(
     session: Annotated[str | None, typer.Option(help="one dock session")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Written explanations (faults, late docks, interruptions), oldest first."""
-    catalog = open_reader(settings_of(ctx)).catalog
-    rows = [render.explanation_dict(e) for e in catalog.explanations(session_id=session)
-            if kind is None or e.kind == kind]
-    if as_json:
-        emit_json(rows)
-        return
-    for r in rows:  # recorder text escaped: one explanation is always these two lines
-        where = shown(r["source_path"]) if r["source_path"] else "(recorder)"
-        say(f"#{r['id']} {r['occurred_at'][:19]} [{shown(r['rule'])} {shown(r['kind'])}] "
-            f"{shown(r['status'])} device {shown(r['device'])} {where}: "
-            f"{shown(r['error'], limit=_SHOW_LIMIT)}")
-        say(f"    -> {shown(r['action'], limit=_SHOW_LIMIT)}")
+    """Written explanations, oldest first (`evidock explain list` has every filter)."""
+    list_explanations(ctx, ExplanationFilter(kind=kind, session=session), as_json)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -12,6 +13,7 @@ import typer
 from rich.console import Console
 
 from agent.settings import Settings, load_settings
+from storage.errors import UsageError
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
@@ -36,3 +38,30 @@ def say(line: str) -> None:
 
 def finish(failed: bool) -> NoReturn:
     raise typer.Exit(1 if failed else 0)
+
+
+def moment_of(text: str | None, settings: Settings, *, upper: bool) -> datetime | None:
+    """The moment ``text`` names, in UTC; a naive one is in the recorders' zone.
+
+    A moment that leaves datetime's range in UTC (0001-01-01 east of Greenwich,
+    9999-12-31 west of it) lies before or after every recording: as a lower bound
+    (``upper`` off) the far past filters nothing and the far future everything, and
+    the other way round for an upper bound.
+    """
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a date or time (use 2026-11-20 or "
+                         "2026-11-20T08:30)") from exc
+    try:
+        if moment.tzinfo is None:
+            zone = settings.zone
+            moment = moment.replace(tzinfo=zone) if zone else moment.astimezone()
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        far_past = moment.year < 5000
+        if far_past:
+            return datetime.min.replace(tzinfo=UTC) if upper else None
+        return None if upper else datetime.max.replace(tzinfo=UTC)

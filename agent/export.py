@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import pdf
+from agent.settings import local_zone_name
 from ingest import custody, description
 from ingest.dock import IngestContext
 from ingest.package import (
@@ -205,20 +206,6 @@ def plan_copies(rows: Sequence[Recording]) -> list[CopyStep]:
             steps[row.vault_path] = CopyStep(known.vault_path, known.name, known.sha256,
                                              known.size, (*known.recording_ids, row.id))
     return list(steps.values())
-
-
-def local_zone_name(configured: str) -> str:
-    """The zone the description shows times in: the setting, else the system's, else UTC."""
-    if configured:
-        return configured
-    if zone := os.environ.get("TZ", "").lstrip(":"):
-        return zone
-    try:
-        target = str(Path("/etc/localtime").readlink())
-    except OSError:
-        return "UTC"
-    _, found, zone = target.partition("zoneinfo/")
-    return zone if found and zone else "UTC"
 
 
 # Writing ------------------------------------------------------------------------------

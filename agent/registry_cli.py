@@ -10,6 +10,7 @@ from rich.text import Text
 
 from agent.cliutil import emit_json, out, say, settings_of
 from agent.station import open_reader, open_station
+from ingest.explain import Role
 from storage.models import Device, Officer
 from storage.registry import Registry
 from storage.text import shown
@@ -18,6 +19,7 @@ device_app = typer.Typer(no_args_is_help=True, help="Register and maintain recor
 officer_app = typer.Typer(no_args_is_help=True, help="Officers recorders are assigned to.")
 
 By = Annotated[str, typer.Option("--by", help="who is making the change")]
+
 Json = Annotated[bool, typer.Option("--json")]
 
 
@@ -37,7 +39,7 @@ def device_dict(d: Device) -> dict[str, Any]:
 
 def officer_dict(o: Officer) -> dict[str, Any]:
     return {"officer": o.officer_no, "name": o.name, "unit_no": o.unit_no,
-            "unit_name": o.unit_name}
+            "unit_name": o.unit_name, "role": o.role}
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -107,11 +109,14 @@ def add_officer(ctx: typer.Context,
                 officer_no: Annotated[str, typer.Argument(metavar="OFFICER_NO")], by: By,
                 name: Annotated[str, typer.Option(help="full name")],
                 unit_no: Annotated[str | None, typer.Option(help="unit number")] = None,
-                unit_name: Annotated[str | None, typer.Option(help="unit name")] = None) -> None:
-    """Add (or update) an officer."""
+                unit_name: Annotated[str | None, typer.Option(help="unit name")] = None,
+                role: Annotated[Role, typer.Option(
+                    help="who they are: custodians and supervisors sign for storage "
+                         "faults and device custody")] = Role.OFFICER) -> None:
+    """Add (or update) an officer; only added officers can sign statements."""
     o = _registry(ctx).add_officer(Officer(officer_no=officer_no, name=name, unit_no=unit_no,
-                                           unit_name=unit_name), by=by)
-    say(f"officer {o.officer_no} {o.name}")
+                                           unit_name=unit_name, role=str(role)), by=by)
+    say(f"officer {o.officer_no} {o.name} ({o.role})")
 
 
 @officer_app.command("list")

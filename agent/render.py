@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from ingest.dock import Summary
 from ingest.verify import VerifyReport
-from storage.models import Explanation, Recording
+from storage.models import Explanation, Officer, Recording, Statement
 
 
 def _t(moment: datetime | None) -> str | None:
@@ -37,6 +38,17 @@ def explanation_dict(exp: Explanation) -> dict[str, Any]:
         "device": exp.device_no, "source_path": exp.source_path, "vault_path": exp.vault_path,
         "occurred_at": _t(exp.occurred_at), "error": exp.error, "action": exp.action,
         "recording_id": exp.recording_id, "session": exp.session_id,
+    }
+
+
+def statement_dict(st: Statement, officers: Mapping[str, Officer]) -> dict[str, Any]:
+    """A statement with its signers' names and roles as the registry has them now."""
+    return {
+        "id": st.id, "explanation": st.explanation_id, "corrects": st.corrects_id,
+        "reason": st.reason, "text": st.text, "made_at": _t(st.made_at),
+        "signers": [{"officer": no, "name": officers[no].name if no in officers else None,
+                     "role": officers[no].role if no in officers else None}
+                    for no in st.signers()],
     }
 
 

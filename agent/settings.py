@@ -295,3 +295,17 @@ def load_settings(
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings{where}: {problems}") from exc
+
+
+def local_zone_name(configured: str) -> str:
+    """The zone the description shows times in: the setting, else the system's, else UTC."""
+    if configured:
+        return configured
+    if zone := os.environ.get("TZ", "").lstrip(":"):
+        return zone
+    try:
+        target = str(Path("/etc/localtime").readlink())
+    except OSError:
+        return "UTC"
+    _, found, zone = target.partition("zoneinfo/")
+    return zone if found and zone else "UTC"

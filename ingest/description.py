@@ -27,7 +27,7 @@ CJK_FONTS = ('"Noto Sans CJK SC"', '"Noto Sans SC"', '"WenQuanYi Zen Hei"',
 _LIMIT = 4000
 
 
-def _v(value: object) -> str:
+def value_text(value: object) -> str:
     if value is None or value == "":
         return "—"
     return shown(str(value), limit=_LIMIT)
@@ -43,11 +43,11 @@ def _zone(name: str) -> ZoneInfo | None:
 def local_time(text: object, zone_name: str) -> str:
     """Canonical UTC text shown in the description's zone, with the UTC offset."""
     if not isinstance(text, str):
-        return _v(text)
+        return value_text(text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        return _v(text)
+        return value_text(text)
     zone = _zone(zone_name)
     if zone is not None:
         moment = moment.astimezone(zone)
@@ -56,7 +56,7 @@ def local_time(text: object, zone_name: str) -> str:
 
 
 def _size(value: object) -> str:
-    return f"{value:,} bytes" if isinstance(value, int) else _v(value)
+    return f"{value:,} bytes" if isinstance(value, int) else value_text(value)
 
 
 def general_rows(manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
@@ -65,44 +65,44 @@ def general_rows(manifest: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     zone = str(coll.get("timezone") or "UTC")
     recordings = manifest["recordings"]
     total = sum(r["size"] for r in recordings if isinstance(r.get("size"), int))
-    selection = (f"案件编号 case {_v(coll['case'])}" if coll.get("case")
+    selection = (f"案件编号 case {value_text(coll['case'])}" if coll.get("case")
                  else "记录编号 recording IDs " + ", ".join(str(i) for i in coll["recording_ids"]))
     return [
-        ("导出编号", "Package ID", _v(manifest["package_id"])),
-        ("执法机构", "Agency", _v(manifest["agency"])),
-        ("采集站", "Docking station", _v(manifest["station"])),
-        ("提取人", "Collector", _v(coll["collector"])),
+        ("导出编号", "Package ID", value_text(manifest["package_id"])),
+        ("执法机构", "Agency", value_text(manifest["agency"])),
+        ("采集站", "Docking station", value_text(manifest["station"])),
+        ("提取人", "Collector", value_text(coll["collector"])),
         ("提取时间", "Time of collection", local_time(manifest["created_at"], zone)),
-        ("提取地点", "Place of collection", _v(coll["place"])),
-        ("提取事由", "Reason", _v(coll["reason"])),
-        ("批准人", "Approved by", _v(coll["approved_by"])),
+        ("提取地点", "Place of collection", value_text(coll["place"])),
+        ("提取事由", "Reason", value_text(coll["reason"])),
+        ("批准人", "Approved by", value_text(coll["approved_by"])),
         ("选取方式", "Selected by", selection),
         ("证据数量", "Recordings", f"{len(recordings)} ({_size(total)})"),
-        ("签名密钥", "Station signing key", _v(manifest["key_id"])),
+        ("签名密钥", "Station signing key", value_text(manifest["key_id"])),
     ]
 
 
 def recording_rows(entry: Mapping[str, Any], zone: str) -> list[tuple[str, str, str]]:
     rec, cat = entry["record"], entry["catalog"]
-    officer = _v(rec["officer"]) + (f" {_v(cat['officer_name'])}" if cat.get("officer_name")
-                                    else "")
+    name = cat.get("officer_name")
+    officer = value_text(rec["officer"]) + (f" {value_text(name)}" if name else "")
     late = "是 yes" if cat.get("late") else "否 no"
     return [
-        ("设备编号", "Device", _v(rec["device"])),
+        ("设备编号", "Device", value_text(rec["device"])),
         ("执法人员", "Officer", officer),
         ("开始时间", "Start", local_time(rec["recording_start"], zone)),
         ("结束时间", "End", local_time(rec["recording_end"], zone)),
         ("入库时间", "Stored", local_time(rec["ingested_at"], zone)),
         ("逾期入库", "Stored late", late),
-        ("案件编号", "Case", _v(cat.get("case"))),
-        ("当事人", "Party", _v(cat.get("party"))),
-        ("执法类别", "Category", _v(cat.get("category"))),
-        ("原始文件", "Original file", _v(rec["source_path"])),
-        ("包内文件", "File in package", _v(entry["file"])),
+        ("案件编号", "Case", value_text(cat.get("case"))),
+        ("当事人", "Party", value_text(cat.get("party"))),
+        ("执法类别", "Category", value_text(cat.get("category"))),
+        ("原始文件", "Original file", value_text(rec["source_path"])),
+        ("包内文件", "File in package", value_text(entry["file"])),
         ("大小", "Size", _size(entry["size"])),
-        ("SHA-256", "digest", _v(entry["sha256"])),
-        ("状态", "State", _v(cat.get("state"))),
-        ("日志条目", "Ledger leaves", ", ".join(f"{leaf['seq']} ({_v(leaf['kind'])})"
+        ("SHA-256", "digest", value_text(entry["sha256"])),
+        ("状态", "State", value_text(cat.get("state"))),
+        ("日志条目", "Ledger leaves", ", ".join(f"{leaf['seq']} ({value_text(leaf['kind'])})"
                                                for leaf in entry["leaves"])),
     ]
 
@@ -129,7 +129,7 @@ def text(manifest: Mapping[str, Any]) -> str:
     lines += [f"{zh} {en}: {value}" for zh, en, value in general_rows(manifest)]
     lines += ["", "证据清单  List of recordings", "-" * 60]
     for number, entry in enumerate(manifest["recordings"], 1):
-        lines += ["", f"{number}. 记录编号 Recording {_v(entry['id'])}"]
+        lines += ["", f"{number}. 记录编号 Recording {value_text(entry['id'])}"]
         lines += [f"   {zh} {en}: {value}" for zh, en, value in recording_rows(entry, zone)]
     (zh, en), *paragraphs = VERIFY_NOTE
     lines += ["", f"{zh}  {en}", "-" * 60, *(str(p) for p in paragraphs), ""]
@@ -138,7 +138,7 @@ def text(manifest: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _rows_html(rows: list[tuple[str, str, str]]) -> str:
+def rows_html(rows: list[tuple[str, str, str]]) -> str:
     out = []
     for zh, en, value in rows:
         cell = '<td class="digest">' if zh == "SHA-256" else "<td>"
@@ -168,6 +168,7 @@ td.digest, code {{ font-family: "DejaVu Sans Mono", monospace; font-size: 8.5pt;
 .recording {{ break-inside: avoid; }}
 .signatures th {{ width: 22%; }}
 .signatures td {{ height: 12mm; width: 28%; }}
+table.blank td {{ height: 9mm; }}
 p {{ margin: 1mm 0; }}
 """
 
@@ -180,13 +181,13 @@ def html_document(manifest: Mapping[str, Any]) -> str:
         f"<title>{html.escape(TITLE[0])} {html.escape(TITLE[1])}</title>",
         f"<style>{CSS}</style></head><body>",
         f'<h1>{html.escape(TITLE[0])}<span class="en">{html.escape(TITLE[1])}</span></h1>',
-        f"<table>{_rows_html(general_rows(manifest))}</table>",
+        f"<table>{rows_html(general_rows(manifest))}</table>",
         '<h2>证据清单<span class="en">List of recordings</span></h2>',
     ]
     for number, entry in enumerate(manifest["recordings"], 1):
         parts.append(f'<div class="recording"><h3>{number}. 记录编号 Recording '
-                     f"{html.escape(_v(entry['id']))}</h3>"
-                     f"<table>{_rows_html(recording_rows(entry, zone))}</table></div>")
+                     f"{html.escape(value_text(entry['id']))}</h3>"
+                     f"<table>{rows_html(recording_rows(entry, zone))}</table></div>")
     (zh, en), *paragraphs = VERIFY_NOTE
     parts.append(f'<h2>{html.escape(zh)}<span class="en">{html.escape(en)}</span></h2>')
     for p in paragraphs:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import errno as errnos
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from storage.errors import UsageError
+from storage.models import Explanation, Officer
 
 # kind -> (rule, what the explanation is about)
 KINDS: dict[str, tuple[str, str]] = {
@@ -61,3 +67,79 @@ def vault_fault_kind(code: int | None) -> str:
     if code == errnos.EIO:
         return "vault_io_error"
     return "vault_error"
+
+
+# Completing an explanation: why it happened, and who signs ---------------------------
+
+class Reason(StrEnum):
+    """The reasons officers can give (`evidock explain complete --reason`)."""
+
+    DEVICE_FAULT = "device-fault"
+    LOW_BATTERY = "low-battery"
+    STORAGE_FULL = "storage-full"
+    WEATHER = "weather"
+    OBSTRUCTION = "obstruction"
+    OTHER = "other"
+
+
+#: Each reason as the printed statement names it.
+REASON_ZH = {Reason.DEVICE_FAULT: "设备故障", Reason.LOW_BATTERY: "电量不足",
+             Reason.STORAGE_FULL: "存储空间已满", Reason.WEATHER: "天气原因",
+             Reason.OBSTRUCTION: "现场阻碍", Reason.OTHER: "其他原因"}
+
+
+class Role(StrEnum):
+    """What a registered officer is (`evidock officer add --role`)."""
+
+    OFFICER = "officer"
+    CUSTODIAN = "custodian"
+    SUPERVISOR = "supervisor"
+
+
+_CUSTODY = frozenset({"custodian", "supervisor"})
+
+
+@dataclass(frozen=True)
+class Signers:
+    """Who must sign a statement on an explanation of one rule."""
+
+    minimum: int
+    roles: frozenset[str] | None  # None: any registered officer
+    why: str
+
+    def describe(self) -> str:
+        who = ("registered officers" if self.roles is None
+               else " or ".join(sorted(self.roles)))
+        return f"{self.minimum} or more distinct {who}" if self.minimum > 1 else (
+            f"one {who.rstrip('s') if self.roles is None else who}")
+
+
+_SIGNERS: dict[str, Signers] = {
+    "R4": Signers(2, None, "R4: an interruption is explained in writing and signed by two "
+                           "or more officers present"),
+    "R2": Signers(1, None, "R2: a late storage is explained by the officer"),
+    "R3": Signers(1, _CUSTODY, "R3: a storage fault is explained by the equipment custodian "
+                               "or a supervisor"),
+    "R13": Signers(1, _CUSTODY, "R13: device custody is the custodian's or a supervisor's"),
+    "R6": Signers(1, _CUSTODY, "R6: an identity question is settled by the custodian or a "
+                               "supervisor"),
+}
+_ANY_ONE = Signers(1, None, "one registered officer signs")
+
+
+def signers_for(rule: str) -> Signers:
+    return _SIGNERS.get(rule, _ANY_ONE)
+
+
+def check_signers(exp: Explanation, officers: Sequence[Officer]) -> None:
+    """Raise UsageError unless ``officers`` may sign a statement on ``exp``."""
+    need = signers_for(exp.rule)
+    if need.roles is not None:
+        wrong = [f"{o.officer_no} (registered as {o.role})" for o in officers
+                 if o.role not in need.roles]
+        if wrong:
+            raise UsageError(f"{', '.join(wrong)} cannot sign for explanation {exp.id} "
+                             f"({exp.kind}): {need.why}")
+    if len(officers) < need.minimum:
+        raise UsageError(f"explanation {exp.id} ({exp.kind}) needs {need.describe()} to sign "
+                         f"(--signed-by NO for each): {need.why}")

@@ -105,7 +105,7 @@ def _read_only_engine(path: Path) -> Engine:
 
 #: The newest migration in storage/migrations (a test keeps the two the same). A catalog
 #: already at it is opened without loading alembic at all.
-SCHEMA = "0005"
+SCHEMA = "0006"
 
 
 def schema_of(engine: Engine) -> str | None:

@@ -39,6 +39,7 @@ from storage.models import (
     Officer,
     PendingCopy,
     Recording,
+    Statement,
     Station,
     now_utc,
 )
@@ -49,7 +50,7 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent)
+                Clearing, LoggedDeviceEvent, Statement)
 }
 
 _CHANGES = "evidock.ledger.changes"

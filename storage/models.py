@@ -57,6 +57,9 @@ class Officer(SQLModel, table=True):
     name: str | None = None
     unit_no: str | None = None
     unit_name: str | None = None
+    # officer, custodian or supervisor once registered (`officer add`); None for an
+    # officer known only from what recorders said, who cannot sign statements
+    role: str | None = None
 
 
 class Device(SQLModel, table=True):
@@ -163,6 +166,27 @@ class Explanation(SQLModel, table=True):
     action: str
     status: str = "open"
     text: str | None = None
+
+
+class Statement(SQLModel, table=True):
+    """What officers state about an explanation, and who signs it (R4, R2, R3).
+
+    The first statement completes its explanation; a later one corrects the one it
+    names (``corrects_id``): statements are never changed or removed.
+    """
+
+    __tablename__ = "statement"
+    id: int | None = Field(default=None, primary_key=True)
+    explanation_id: int = Field(index=True, foreign_key="explanation.id")
+    corrects_id: int | None = Field(default=None, foreign_key="statement.id")
+    reason: str  # device-fault, low-battery, storage-full, weather, obstruction, other
+    text: str
+    signers_json: str  # JSON list of the signing officers' numbers, in order
+    made_at: datetime = utc_field()
+
+    def signers(self) -> list[str]:
+        found: list[str] = json.loads(self.signers_json)
+        return found
 
 
 class LedgerLeaf(SQLModel, table=True):

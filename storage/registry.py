@@ -20,6 +20,7 @@ class Registry:
 
     def register(self, device_no: str, *, usb_serial: str | None, model: str | None,
                  officer_no: str | None, by: str) -> Device:
+        _given(by=by, device=device_no)
         now = now_utc()
         with self.catalog.transaction(f"register device {device_no}") as db:
             if usb_serial:
@@ -43,6 +44,7 @@ class Registry:
         return device
 
     def assign(self, device_no: str, officer_no: str, *, by: str) -> Device:
+        _given(by=by)
         with self.catalog.transaction(f"assign device {device_no}") as db:
             device = db.get(Device, device_no)
             if device is None:
@@ -56,6 +58,7 @@ class Registry:
         return device
 
     def retire(self, device_no: str, *, by: str, reason: str) -> Device:
+        _given(by=by, reason=reason)
         with self.catalog.transaction(f"retire device {device_no}") as db:
             device = db.get(Device, device_no)
             if device is None:
@@ -67,11 +70,12 @@ class Registry:
         return device
 
     def add_officer(self, officer: Officer, *, by: str) -> Officer:
+        _given(by=by, officer=officer.officer_no, name=officer.name)
         with self.catalog.transaction(f"add officer {officer.officer_no}") as db:
             db.merge(officer)
             self.catalog.append_event(db, "officer", officer.officer_no, {
                 "by": by, "name": officer.name, "unit_no": officer.unit_no,
-                "unit_name": officer.unit_name})
+                "unit_name": officer.unit_name, "role": officer.role})
         return officer
 
     def devices(self) -> Sequence[Device]:
@@ -100,3 +104,11 @@ class Registry:
     def officers(self) -> Sequence[Officer]:
         with self.catalog.reading() as db:
             return db.exec(select(Officer).order_by(col(Officer.officer_no))).all()
+
+
+def _given(**values: str | None) -> None:
+    """Refuse an empty or blank value for any of these options."""
+    for name, value in values.items():
+        if value is None or not value.strip():
+            raise UsageError(f"the {name} number is empty" if name in ("officer", "device")
+                             else f"--{name} is empty")

@@ -1,0 +1,44 @@
+"""statements on explanations (complete, sign, correct); officers' roles
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-30 02:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import storage.models
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'statement',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('explanation_id', sa.Integer(), nullable=False),
+        sa.Column('corrects_id', sa.Integer(), nullable=True),
+        sa.Column('reason', sa.String(), nullable=False),
+        sa.Column('text', sa.String(), nullable=False),
+        sa.Column('signers_json', sa.String(), nullable=False),
+        sa.Column('made_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(['corrects_id'], ['statement.id']),
+        sa.ForeignKeyConstraint(['explanation_id'], ['explanation.id']),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_statement_explanation_id', 'statement', ['explanation_id'])
+    with op.batch_alter_table('officer') as batch:
+        batch.add_column(sa.Column('role', sa.String(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('officer') as batch:
+        batch.drop_column('role')
+    op.drop_index('ix_statement_explanation_id', table_name='statement')
+    op.drop_table('statement')
