@@ -21,7 +21,16 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from agent import render
-from agent.cliutil import State, emit_json, finish, moment_of, out, say, settings_of
+from agent.cliutil import (
+    State,
+    emit_json,
+    finish,
+    moment_of,
+    out,
+    say,
+    settings_of,
+    setup_logging,
+)
 from agent.explain_cli import explain_app, list_explanations
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
@@ -32,12 +41,13 @@ from devices.source import FolderSource
 from devices.volume import FolderVolume
 from ingest import custody
 from ingest.dock import IngestContext, Summary
+from ingest.explain import needs_notice
 from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.durable import write_atomic
 from storage.errors import EvidockError, NotFound, UsageError
-from storage.explanations import ExplanationFilter
+from storage.explanations import ExplanationFilter, Explanations
 from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
 from storage.text import shown
@@ -87,9 +97,7 @@ def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
 ) -> None:
-    logging.basicConfig(stream=sys.stderr, format="evidock: %(levelname)s: %(message)s",
-                        level=logging.DEBUG if debug else logging.INFO if verbose
-                        else logging.WARNING, force=True)
+    setup_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
     if not debug:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     ctx.obj = State(config)
@@ -451,6 +459,9 @@ def status(ctx: typer.Context,
     except NotRunning:  # a mistyped home is named as such, not as "not running"
         require_store(settings, key=False)  # (the key's folder may be closed to this user)
         raise
+    book = Explanations(open_reader(settings).catalog)
+    data["attention"] = [render.explanation_dict(e) for e in book.list(
+        ExplanationFilter(open_only=True)) if needs_notice(e)]
     if as_json:
         emit_json(data)
         return
@@ -463,6 +474,13 @@ def status(ctx: typer.Context,
             say(f"  {shown(r['usb_serial']):12} {shown(r['device'] or '?'):10} "
                 f"{shown(r['state']):20} {r['files_done']}/{r['files_total']} files {share:6.1%}"
                 + (f"  {shown(r['error'], limit=_SHOW_LIMIT)}" if r["error"] else ""))
+    attention = data["attention"]
+    say(f"open storage faults and violations (R3): {len(attention) or 'none'}")
+    for e in attention[-10:]:
+        say(f"  #{e['id']} {e['occurred_at'][:19]} {shown(e['kind'])} device "
+            f"{shown(e['device'] or '?')}: {shown(e['error'], limit=200)}")
+    if len(attention) > 10:
+        say("  ... `evidock explain list --open --rule R3` lists them all")
 
 
 @app.command("udev-rules")

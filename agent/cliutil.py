@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import os
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,3 +68,32 @@ def moment_of(text: str | None, settings: Settings, *, upper: bool) -> datetime 
         if far_past:
             return datetime.min.replace(tzinfo=UTC) if upper else None
         return None if upper else datetime.max.replace(tzinfo=UTC)
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefixes each line with its syslog priority (``<3>`` error, ``<4>`` warning...),
+    which journald reads from a service's stderr (SyslogLevelPrefix=, on by default)."""
+
+    _PRIORITY = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4),
+                 (logging.INFO, 6))
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next((p for level, p in self._PRIORITY if record.levelno >= level), 7)
+        return f"<{priority}>" + super().format(record)
+
+
+def stderr_is_journal() -> bool:
+    """Whether stderr is systemd's journal stream ($JOURNAL_STREAM names its device:inode)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return stream == f"{info.st_dev}:{info.st_ino}"
+
+
+def setup_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "evidock: %(levelname)s: %(message)s"
+    handler.setFormatter(JournalFormatter(fmt) if stderr_is_journal() else logging.Formatter(fmt))
+    logging.basicConfig(handlers=[handler], level=level, force=True)

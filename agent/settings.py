@@ -121,6 +121,12 @@ class Settings(BaseModel):
     checkpoint_outbox: Path | None = Field(
         default=None, description="folder (another machine, removable media) that receives "
         "every signed ledger checkpoint; empty = kept in the catalog only")
+    notify_command: list[str] = Field(
+        default_factory=list, description="program and arguments run at once for each new "
+        "storage fault or violation (R3), given the explanation as JSON on stdin; empty = none")
+    notify_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, allow_inf_nan=False,
+        description="how long the notify command may run before it is stopped")
     deadline_hours: float = Field(
         default=24.0, gt=0, le=87600, allow_inf_nan=False,
         description="R2 storage window: finite, more than 0, at most 87600 (10 years)")

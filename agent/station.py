@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.alerts import Notifier
 from agent.settings import Settings
 from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
@@ -56,6 +57,9 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
         vault=vault, options=ingest_options(settings),
     )
+    if settings.notify_command:
+        ctx.on_explanation = Notifier(settings.notify_command, catalog, settings.station_id,
+                                      settings.notify_timeout_s)
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
     return ctx

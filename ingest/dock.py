@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from devices.volume import SkippedEntry, SourceEntry, SourceFile
 from storage.catalog import Catalog
 from storage.keys import StationKey
-from storage.models import Explanation, now_utc
+from storage.models import Explanation, LoggedDeviceEvent, now_utc
 from storage.vault import Vault
 
 
@@ -79,6 +79,15 @@ class IngestContext:
     vault: Vault
     options: IngestOptions = field(default_factory=IngestOptions)
     clock: Callable[[], datetime] = now_utc
+    # Told of each explanation once it is recorded (agent/alerts.py tells supervisors).
+    on_explanation: Callable[[Explanation], None] | None = None
+
+    def record_explanation(self, exp: Explanation,
+                           device_events: Sequence[LoggedDeviceEvent] = ()) -> Explanation:
+        self.catalog.add_explanation(exp, device_events)
+        if self.on_explanation is not None:
+            self.on_explanation(exp)
+        return exp
 
     def close(self) -> None:
         self.vault.close()

@@ -59,6 +59,16 @@ def rule_of(kind: str) -> str:
     return KINDS[kind][0]
 
 
+#: Kinds that break a rule outright (not a fault evidock met): a supervisor is told at
+#: once, like every storage fault (R3).
+VIOLATIONS: frozenset[str] = frozenset()
+
+
+def needs_notice(exp: Explanation) -> bool:
+    """Whether a supervisor must be told at once (R3: storage faults; violations)."""
+    return exp.rule == "R3" or exp.kind in VIOLATIONS
+
+
 def vault_fault_kind(code: int | None) -> str:
     if code in (errnos.ENOSPC, errnos.EDQUOT):
         return "vault_full"

@@ -21,7 +21,7 @@ from ingest import custody
 from ingest.account import dock_account
 from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
-from ingest.explain import KINDS, rule_of, vault_fault_kind
+from ingest.explain import KINDS, needs_notice, rule_of, vault_fault_kind
 from ingest.filing import CatalogStopped, Filer
 from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
 from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, interruptions
@@ -293,10 +293,11 @@ class Dock:
             vault_path=str(vault_path) if vault_path else None,
             occurred_at=self.st.clock(), error=error, action=action,
         )
-        log.warning("%s: %s (%s): %s; %s", shown(path or self.source.label), KINDS[kind][1],
-                    kind, shown(error, 1000), shown(action, 1000))
+        log.log(logging.ERROR if needs_notice(exp) else logging.WARNING, "%s: %s (%s): %s; %s",
+                shown(path or self.source.label), KINDS[kind][1], kind, shown(error, 1000),
+                shown(action, 1000))
         try:
-            self.st.catalog.add_explanation(exp, device_events)
+            self.st.record_explanation(exp, device_events)
         except CatalogError as exc:
             log.error("the explanation for %s could not be recorded: %s", shown(path), exc)
             self.summary.unrecorded.append(f"{kind} {path}: {error}; {action}")

@@ -91,7 +91,7 @@ def recover(st: IngestContext) -> list[str]:
 
 def _explain(st: IngestContext, kind: str, *, session: str | None, error: str, action: str,
              recording: Recording | None = None, vault_path: str | None = None) -> None:
-    st.catalog.add_explanation(Explanation(
+    st.record_explanation(Explanation(
         session_id=session, recording_id=recording.id if recording else None, kind=kind,
         rule=rule_of(kind), device_no=recording.device_no if recording else None,
         source_path=recording.source_path if recording else None, vault_path=vault_path,

@@ -109,6 +109,8 @@ def test_two_recorders_at_once_then_sigterm(daemon: DaemonProcess, recent_volume
     shown = evidock_json("status")
     assert shown["state"] == "running" and {r["usb_serial"] for r in shown["recent"]} == {
         "SIM-A", "SIM-B"}
+    # the truncated clip on SIM-A is an open storage fault (R3): status shows it
+    assert [e["kind"] for e in shown["attention"]] == ["media_truncated"]
     rows = evidock_json("log")
     assert {r["device"] for r in rows} == {"ZFY0001", "ZFY0002"} and len(rows) == 9
     # The recorder's identity names officer 100231 (张伟); the second recorder's files name
