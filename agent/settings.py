@@ -130,6 +130,12 @@ class Settings(BaseModel):
     deadline_hours: float = Field(
         default=24.0, gt=0, le=87600, allow_inf_nan=False,
         description="R2 storage window: finite, more than 0, at most 87600 (10 years)")
+    gap_tolerance_s: float = Field(
+        default=2.0, ge=0, le=3600, allow_inf_nan=False,
+        description="R4: a pause between clips up to this long is a segment boundary")
+    gap_max_s: float = Field(
+        default=300.0, gt=0, le=86400, allow_inf_nan=False,
+        description="R4: a pause longer than this is a separate recording, not an interruption")
     timezone: str = Field(default="", description="zone of recorder clocks; empty = local")
     file_patterns: list[str] = Field(
         default_factory=lambda: [DEFAULT_PATTERN],
@@ -216,6 +222,9 @@ class Settings(BaseModel):
                 raise ValueError(
                     f"model {m.name!r}: clearing goes through the command port (CLR), which a "
                     "'storage' recorder has not; set clear_after_ingest = false for it")
+        if self.gap_max_s <= self.gap_tolerance_s:
+            raise ValueError(f"gap_max_s ({self.gap_max_s:g}) must be more than "
+                             f"gap_tolerance_s ({self.gap_tolerance_s:g})")
         return self
 
     def clears(self, model: RecorderModel | None) -> bool:

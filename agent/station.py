@@ -29,6 +29,8 @@ def ingest_options(settings: Settings) -> IngestOptions:
         future_hours=settings.implausible_future_hours,
         past_days=settings.implausible_past_days,
         checkpoint_outbox=settings.checkpoint_outbox,
+        gap_tolerance_s=settings.gap_tolerance_s,
+        gap_max_s=settings.gap_max_s,
     )
 
 

@@ -66,6 +66,8 @@ class IngestOptions:
     future_hours: float = 24.0  # a recording time further ahead than this is implausible
     past_days: float = 3650.0  # ... and so is one further back than this
     checkpoint_outbox: Path | None = None  # where each dock's signed checkpoint also goes
+    gap_tolerance_s: float = 2.0  # a pause up to this between clips is a segment boundary
+    gap_max_s: float = 300.0  # ... and one longer than this a separate recording
 
 
 @dataclass

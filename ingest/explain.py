@@ -33,6 +33,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "dock_interrupted": ("R3", "the recorder was removed or the station stopped mid-copy"),
     "dock_failed": ("R3", "the recorder could not be docked (command port, volume, mount)"),
     "recording_interrupted": ("R4", "the recorder's log shows an interruption while recording"),
+    "recording_gap": ("R4", "a pause between two consecutive clips of one recorder"),
+    "continuity_violation": ("R5", "a recording that must be uninterrupted has a gap"),
     "clock_drift": ("R15", "the recorder's clock was off; its times need correcting"),
     "unregistered_device": ("R13", "a recorder that is not in the registry was docked"),
     "retired_device": ("R13", "a retired recorder was docked"),
@@ -61,7 +63,7 @@ def rule_of(kind: str) -> str:
 
 #: Kinds that break a rule outright (not a fault evidock met): a supervisor is told at
 #: once, like every storage fault (R3).
-VIOLATIONS: frozenset[str] = frozenset()
+VIOLATIONS: frozenset[str] = frozenset({"continuity_violation"})
 
 
 def needs_notice(exp: Explanation) -> bool:
@@ -127,6 +129,8 @@ class Signers:
 _SIGNERS: dict[str, Signers] = {
     "R4": Signers(2, None, "R4: an interruption is explained in writing and signed by two "
                            "or more officers present"),
+    "R5": Signers(2, None, "R5: an interrupted recording of an action that must be recorded "
+                           "without a break is explained and signed by two or more officers"),
     "R2": Signers(1, None, "R2: a late storage is explained by the officer"),
     "R3": Signers(1, _CUSTODY, "R3: a storage fault is explained by the equipment custodian "
                                "or a supervisor"),

@@ -125,6 +125,15 @@ def family_of(name: str) -> Family | None:
     return BY_EXTENSION.get(extension(name))
 
 
+_VIDEO = frozenset({"mp4", "m4v", "mov", "qt", "3gp", "3g2", "avi", "mkv", "webm", "ts", "mts",
+                    "m2ts", "m2t", "trp", "mpg", "mpeg", "vob", "ogv", "asf", "wmv", "flv"})
+
+
+def is_clip(name: str) -> bool:
+    """Whether the name is a video recording's (gaps between clips are R4's concern)."""
+    return extension(name) in _VIDEO
+
+
 def sniff(head: bytes) -> Family | None:
     """The family whose first bytes ``head`` are, if any."""
     for family in FAMILIES:

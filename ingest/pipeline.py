@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest import custody
+from ingest import continuity, custody
 from ingest.account import dock_account
 from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
@@ -128,6 +128,7 @@ class Dock:
                                          for h in plan.already_held)
             self._conflicts(identity, plan.to_copy + plan.already_held)
             self._file_all(volume, plan.to_copy)
+        self._gaps()
         self._device_log(device, self.said.events)
         if self.clear:
             self.check()  # a dock told to stop does not begin clearing
@@ -281,14 +282,25 @@ class Dock:
                        "or more officers sign a written explanation")
         self._catalog(lambda: catalog.remember_device_events(quiet))
 
+    def _gaps(self) -> None:
+        """R4, R5: each pause between this dock's clips and the device's clips around them."""
+        for found in self._catalog(lambda: continuity.gaps_of_session(
+                self.st.catalog, self.session_id, self.st.options)):
+            self.explain(found.kind, path=found.path, device=found.device,
+                         recording_id=found.recording_id,
+                         related_recording_id=found.related_recording_id,
+                         error=found.error, action=found.action)
+
     # Explanations and the end ---------------------------------------------------------
 
     def explain(self, kind: str, *, path: str | None, device: str | None, error: str,
                 action: str, recording_id: int | None = None,
                 vault_path: PurePosixPath | str | None = None,
-                device_events: Sequence[LoggedDeviceEvent] = ()) -> None:
+                device_events: Sequence[LoggedDeviceEvent] = (),
+                related_recording_id: int | None = None) -> None:
         exp = Explanation(
             session_id=self.session_id, recording_id=recording_id, kind=kind,
+            related_recording_id=related_recording_id,
             rule=rule_of(kind), device_no=device, source_path=path,
             vault_path=str(vault_path) if vault_path else None,
             occurred_at=self.st.clock(), error=error, action=action,

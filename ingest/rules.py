@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,37 @@ def interruptions(events: Iterable[LoggedEvent]) -> list[LoggedEvent]:
             if event.kind == "power_off":
                 recording = False
     return found
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video recording of a device, on the recorder's clock."""
+
+    id: int
+    start: datetime
+    end: datetime
+    important: bool  # the recorder's important-event flag (or a continuous category)
+    new: bool  # stored by this dock
+
+
+@dataclass(frozen=True)
+class Gap:
+    before: Clip
+    after: Clip
+    seconds: float
+
+    @property
+    def violation(self) -> bool:
+        """R5: an important event's recording must not be interrupted."""
+        return self.before.important or self.after.important
+
+
+def gaps(clips: Iterable[Clip], tolerance_s: float, max_s: float) -> Iterator[Gap]:
+    """R4: the pauses between consecutive clips, longer than ``tolerance_s`` (segment
+    boundaries) and at most ``max_s`` (longer is a separate recording, not a cut), that
+    touch a clip this dock stored (so no gap is found twice)."""
+    ordered = sorted(clips, key=lambda c: (c.start, c.id))
+    for before, after in pairwise(ordered):
+        seconds = (after.start - before.end).total_seconds()
+        if (before.new or after.new) and tolerance_s < seconds <= max_s:
+            yield Gap(before, after, seconds)

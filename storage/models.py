@@ -156,6 +156,8 @@ class Explanation(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     session_id: str | None = Field(default=None, index=True)
     recording_id: int | None = Field(default=None, index=True)
+    # the other recording it is about (the clip before a gap), if any
+    related_recording_id: int | None = None
     kind: str = Field(index=True)
     rule: str
     device_no: str | None = None

@@ -377,6 +377,6 @@ def test_status_escapes_what_recorders_said(station: IngestContext, settings: Se
     code, out, err = evidock("status")
     assert code == 0, err
     _assert_escaped(out, f"S{EVIL}1", f"D{EVIL}1", f"reply {EVIL}garbled")
-    assert len(out.splitlines()) == 4  # header, docked:, one row, recent: none
+    assert len(out.splitlines()) == 5  # header, docked:, one row, recent: none, faults: none
     code, out, _ = evidock("status", "--json")
     assert json.loads(out)["docked"] == [row]

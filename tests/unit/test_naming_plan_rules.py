@@ -8,7 +8,7 @@ from agent.settings import DEFAULT_PATTERN
 from devices.volume import SourceEntry
 from ingest.naming import compile_patterns, parse_name
 from ingest.plan import UNKNOWN, Identity, make_plan
-from ingest.rules import timing
+from ingest.rules import Clip, gaps, timing
 
 PATTERNS = compile_patterns([DEFAULT_PATTERN])
 SH = ZoneInfo("Asia/Shanghai")
@@ -84,3 +84,29 @@ def test_deadline_is_end_plus_window_and_lateness_is_strict() -> None:
     assert not t.late
     assert timing(start, 600.0, t.deadline + timedelta(seconds=1), 24).late
     assert timing(start, None, start, 2).deadline == start + timedelta(hours=2)
+
+
+def _clip(n: int, start_s: float, length_s: float, *, important: bool = False,
+          new: bool = True) -> Clip:
+    base = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    return Clip(n, base + timedelta(seconds=start_s),
+                base + timedelta(seconds=start_s + length_s), important, new)
+
+
+def test_gaps_between_the_tolerance_and_the_maximum() -> None:
+    clips = [_clip(1, 0, 10), _clip(2, 12, 10),  # 2 s: a segment boundary, not a gap
+             _clip(3, 22.5, 10),  # 0.5 s
+             _clip(4, 332.5, 10),  # exactly 300 s: a gap
+             _clip(5, 643.0, 10)]  # 300.5 s: a separate recording
+    found = list(gaps(reversed(clips), 2.0, 300.0))  # any order in
+    assert [(g.before.id, g.after.id, g.seconds) for g in found] == [(3, 4, 300.0)]
+    assert not found[0].violation
+
+
+def test_a_gap_around_an_important_clip_is_a_violation_and_old_pairs_are_skipped() -> None:
+    clips = [_clip(1, 0, 10, new=False), _clip(2, 20, 10, new=False),  # found by an old dock
+             _clip(3, 40, 10, important=True), _clip(4, 30.0, 5, new=False)]
+    found = list(gaps(clips, 2.0, 300.0))
+    assert [(g.before.id, g.after.id) for g in found] == [(4, 3)]  # 5 s before the IMP clip
+    assert found[0].violation
+    assert list(gaps([_clip(1, 0, 10), _clip(2, 5, 10)], 2.0, 300.0)) == []  # overlap

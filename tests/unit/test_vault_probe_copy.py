@@ -127,7 +127,7 @@ def test_vault_errno_maps_to_an_explanation_kind() -> None:
     assert vault_fault_kind(errno.EROFS) == "vault_read_only"
     assert vault_fault_kind(errno.EIO) == "vault_io_error"
     assert vault_fault_kind(None) == "vault_error"
-    assert all(rule in {"R2", "R3", "R4", "R6", "R13", "R15"} for rule, _ in KINDS.values())
+    assert all(rule in {"R2", "R3", "R4", "R5", "R6", "R13", "R15"} for rule, _ in KINDS.values())
 
 
 class FullDisk:

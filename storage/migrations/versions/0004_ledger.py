@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
-from sqlmodel import Session, select
 
 import storage.models
-from storage.ledger import TABLES, frontier_append, frontier_root, image, leaf_body, row_key
+from storage.ledger import TABLES, encode_value, frontier_append, frontier_root, leaf_body
 from storage.merkle import leaf_hash
 
 revision = '0004'
@@ -35,6 +34,24 @@ def _aware(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def _snapshot(bind: sa.engine.Connection) -> dict[tuple[str, str], dict[str, object]]:
+    """Every row as the ledger records rows, from the columns this schema has (the models
+    may have more: later revisions add them)."""
+    existing = sa.inspect(bind)
+    found: dict[tuple[str, str], dict[str, object]] = {}
+    for name, cls in TABLES.items():
+        if not existing.has_table(name):
+            continue
+        have = {c["name"] for c in existing.get_columns(name)}
+        table = cls.__table__  # type: ignore[attr-defined]
+        columns = [c for c in table.columns if c.name in have]
+        keys = [c.name for c in table.primary_key.columns]
+        for row in bind.execute(sa.select(*columns)).mappings():
+            found[(name, "/".join(str(row[k]) for k in keys))] = {
+                c.name: encode_value(row[c.name]) for c in columns}
+    return found
 
 
 def upgrade() -> None:
@@ -76,9 +93,7 @@ def upgrade() -> None:
         bodies.append((moment, "legacy-event", subject,
                        leaf_body(len(bodies), moment, None, ev, {})))
     if events:
-        with Session(bind=bind) as db:
-            snapshot = {(name, row_key(row)): image(row)
-                        for name, cls in TABLES.items() for row in db.exec(select(cls))}
+        snapshot = _snapshot(bind)
         ev = ("ledger-start", "", {"from_event_chain": len(events),
                                    "chain_head": events[-1][5], "rows": "as found"})
         bodies.append((now, "ledger-start", "", leaf_body(len(bodies), now, None, ev, snapshot)))

@@ -1,4 +1,5 @@
-"""statements on explanations (complete, sign, correct); officers' roles
+"""statements on explanations (complete, sign, correct); officers' roles; the other
+recording an explanation is about (the clip before a gap)
 
 Revision ID: 0006
 Revises: 0005
@@ -35,9 +36,13 @@ def upgrade() -> None:
     op.create_index('ix_statement_explanation_id', 'statement', ['explanation_id'])
     with op.batch_alter_table('officer') as batch:
         batch.add_column(sa.Column('role', sa.String(), nullable=True))
+    with op.batch_alter_table('explanation') as batch:
+        batch.add_column(sa.Column('related_recording_id', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('explanation') as batch:
+        batch.drop_column('related_recording_id')
     with op.batch_alter_table('officer') as batch:
         batch.drop_column('role')
     op.drop_index('ix_statement_explanation_id', table_name='statement')

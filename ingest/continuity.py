@@ -1,0 +1,65 @@
+"""R4, R5: the pauses between consecutive clips of one recorder, as explanations to write.
+
+Clips are the recordings a dock stored as playable video whose length the prober
+measured; each dock looks at its own clips and at the device's clips already stored
+around them (a day and ``gap_max_s`` either side), so a pause across two docks is found
+by the second, and none is found twice. Times are the recorder's own clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ingest.dock import IngestOptions
+from ingest.mediatypes import is_clip
+from ingest.rules import Clip, gaps
+from storage.catalog import Catalog, LogFilter
+from storage.models import Recording
+
+
+@dataclass(frozen=True)
+class GapFound:
+    kind: str  # recording_gap (R4) or continuity_violation (R5)
+    path: str  # the clip after the pause, on the recorder
+    device: str
+    recording_id: int  # the clip after the pause
+    related_recording_id: int  # the clip before it
+    error: str
+    action: str
+
+
+def _clip(r: Recording) -> bool:
+    return r.state == "stored" and r.duration_s is not None and is_clip(r.source_path)
+
+
+def gaps_of_session(catalog: Catalog, session_id: str, opts: IngestOptions) -> list[GapFound]:
+    return list(_gaps(catalog, session_id, opts))
+
+
+def _gaps(catalog: Catalog, session_id: str, opts: IngestOptions) -> Iterator[GapFound]:
+    mine = [r for r in catalog.recordings(LogFilter(session=session_id)) if _clip(r)]
+    reach = timedelta(days=1, seconds=opts.gap_max_s)
+    for device in sorted({r.device_no for r in mine}):
+        new = [r for r in mine if r.device_no == device]
+        around = [r for r in catalog.recordings(LogFilter(
+            device=device, since=min(r.recording_start for r in new) - reach,
+            until=max(r.recording_end for r in new) + reach)) if _clip(r)]
+        paths = {r.id: r.source_path for r in around}
+        clips = [Clip(r.id or 0, r.recording_start, r.recording_end, r.important,
+                      r.session_id == session_id) for r in around]
+        for gap in gaps(clips, opts.gap_tolerance_s, opts.gap_max_s):
+            before, after = gap.before, gap.after
+            yield GapFound(
+                kind="continuity_violation" if gap.violation else "recording_gap",
+                path=paths[after.id], device=device, recording_id=after.id,
+                related_recording_id=before.id,
+                error=f"{gap.seconds:.0f} s with no recording between recording {before.id} "
+                      f"(ended {before.end:%Y-%m-%d %H:%M:%S} UTC) and recording {after.id} "
+                      f"(started {after.start:%Y-%m-%d %H:%M:%S} UTC), by the recorder's clock"
+                      + (", around an important-event recording" if gap.violation else ""),
+                action="both recordings are stored; officers must state why recording "
+                       "stopped, and two or more sign"
+                       + (" (R5: this action had to be recorded without a break)"
+                          if gap.violation else ""))
