@@ -31,6 +31,7 @@ from agent.cliutil import (
     settings_of,
     setup_logging,
 )
+from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
@@ -86,6 +87,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(device_app, name="device")
 app.add_typer(officer_app, name="officer")
 app.add_typer(explain_app, name="explain")
+app.add_typer(duty_app, name="duty")
+app.command("overdue")(overdue)
 
 
 @app.callback()

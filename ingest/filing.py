@@ -30,6 +30,7 @@ from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
 from ingest.record import IngestRecord
 from ingest.rules import timing
+from storage.duties import Duties
 from storage.errors import CatalogError, VaultError
 from storage.hashing import hash_stream
 from storage.models import Device, Officer, PendingCopy, Recording, row_json
@@ -274,7 +275,9 @@ class Filer:
         start, start_from = p.start, p.start_from
         if start_from == "mtime" and media.creation_time is not None:
             start, start_from = media.creation_time, "metadata"
-        times = timing(start, media.duration_s, now, self.st.options.window_hours)
+        duty = Duties(self.st.catalog).covering(p.officer, start)
+        times = timing(start, media.duration_s, now, self.st.options.window_hours,
+                       duty.returned_at if duty else None)
         record = IngestRecord(
             station=self.st.station_id, agency=self.st.agency, session=self.session_id,
             device=p.device, officer=p.officer, source_path=p.entry.path, size=size,

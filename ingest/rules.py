@@ -17,10 +17,11 @@ class Timing:
 
 
 def timing(start: datetime, duration_s: float | None, ingested_at: datetime,
-           window_hours: float) -> Timing:
-    """R2: a recording must be stored within ``window_hours`` of its end."""
+           window_hours: float, returned_at: datetime | None = None) -> Timing:
+    """R2: a recording must be stored within ``window_hours`` of its end, or, when it was
+    made during a declared remote or continuous duty, of the officer's return."""
     end = start + timedelta(seconds=max(duration_s or 0.0, 0.0))
-    deadline = end + timedelta(hours=window_hours)
+    deadline = max(end, returned_at or end) + timedelta(hours=window_hours)
     return Timing(start=start, end=end, deadline=deadline, late=ingested_at > deadline)
 
 

@@ -32,6 +32,7 @@ from storage.models import (
     Clearing,
     Device,
     DockSession,
+    Duty,
     Explanation,
     LedgerHead,
     LedgerLeaf,
@@ -50,7 +51,7 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent, Statement)
+                Clearing, LoggedDeviceEvent, Statement, Duty)
 }
 
 _CHANGES = "evidock.ledger.changes"

@@ -191,6 +191,21 @@ class Statement(SQLModel, table=True):
         return found
 
 
+class Duty(SQLModel, table=True):
+    """A declared remote or continuous duty (R2): recordings made during it are due
+    within the storage window from the officer's return, not from their end."""
+
+    __tablename__ = "duty"
+    id: int | None = Field(default=None, primary_key=True)
+    officer_no: str = Field(index=True)
+    starts_at: datetime = utc_field()
+    ends_at: datetime = utc_field()
+    returned_at: datetime = utc_field()
+    reason: str
+    declared_at: datetime = utc_field()
+    declared_by: str | None = None
+
+
 class LedgerLeaf(SQLModel, table=True):
     """One leaf of the ledger: what one catalog transaction did (storage/ledger.py)."""
 

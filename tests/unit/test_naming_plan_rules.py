@@ -110,3 +110,14 @@ def test_a_gap_around_an_important_clip_is_a_violation_and_old_pairs_are_skipped
     assert [(g.before.id, g.after.id) for g in found] == [(4, 3)]  # 5 s before the IMP clip
     assert found[0].violation
     assert list(gaps([_clip(1, 0, 10), _clip(2, 5, 10)], 2.0, 300.0)) == []  # overlap
+
+
+def test_the_window_starts_at_the_return_from_a_declared_duty() -> None:
+    start = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    back = start + timedelta(hours=30)
+    on_duty = timing(start, 60.0, back + timedelta(hours=24), 24.0, back)
+    assert on_duty.deadline == back + timedelta(hours=24) and not on_duty.late
+    assert timing(start, 60.0, back + timedelta(hours=24, seconds=1), 24.0, back).late
+    # a return before the recording's end never shortens the window
+    early = timing(start, 60.0, start, 24.0, start - timedelta(hours=5))
+    assert early.deadline == start + timedelta(seconds=60, hours=24)

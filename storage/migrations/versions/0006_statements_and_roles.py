@@ -1,5 +1,5 @@
 """statements on explanations (complete, sign, correct); officers' roles; the other
-recording an explanation is about (the clip before a gap)
+recording an explanation is about (the clip before a gap); declared duties (R2)
 
 Revision ID: 0006
 Revises: 0005
@@ -36,11 +36,26 @@ def upgrade() -> None:
     op.create_index('ix_statement_explanation_id', 'statement', ['explanation_id'])
     with op.batch_alter_table('officer') as batch:
         batch.add_column(sa.Column('role', sa.String(), nullable=True))
+    op.create_table(
+        'duty',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('officer_no', sa.String(), nullable=False),
+        sa.Column('starts_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('ends_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('returned_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('reason', sa.String(), nullable=False),
+        sa.Column('declared_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('declared_by', sa.String(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_duty_officer_no', 'duty', ['officer_no'])
     with op.batch_alter_table('explanation') as batch:
         batch.add_column(sa.Column('related_recording_id', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_duty_officer_no', table_name='duty')
+    op.drop_table('duty')
     with op.batch_alter_table('explanation') as batch:
         batch.drop_column('related_recording_id')
     with op.batch_alter_table('officer') as batch:
