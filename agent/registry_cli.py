@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +12,8 @@ from rich.text import Text
 from agent.cliutil import emit_json, out, say, settings_of
 from agent.station import open_reader, open_station
 from ingest.explain import Role
-from storage.models import Device, Officer
+from storage.errors import UsageError
+from storage.models import Device, DeviceNote, DockSession, Officer
 from storage.registry import Registry
 from storage.text import shown
 
@@ -31,10 +33,24 @@ def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
 
 def device_dict(d: Device) -> dict[str, Any]:
     return {"device": d.device_no, "usb_serial": d.usb_serial, "model": d.model,
-            "officer": d.officer_no, "status": d.status,
+            "officer": d.officer_no, "status": d.status, "checked_out_to": d.checked_out_to,
             "registered_at": d.registered_at.isoformat() if d.registered_at else None,
             "retired_at": d.retired_at.isoformat() if d.retired_at else None,
             "first_seen": d.first_seen.isoformat(), "last_seen": d.last_seen.isoformat()}
+
+
+def note_dict(n: DeviceNote) -> dict[str, Any]:
+    return {"id": n.id, "at": n.at.isoformat(), "kind": n.kind, "note": n.note,
+            "officer": n.officer_no, "by": n.by}
+
+
+def dock_dict(d: DockSession) -> dict[str, Any]:
+    return {"session": d.session_id,
+            "started_at": d.started_at.isoformat() if d.started_at else None,
+            "finished_at": d.finished_at.isoformat() if d.finished_at else None,
+            "battery_pct": d.battery_pct, "clock_drift_s": d.clock_drift_s,
+            "storage_free": d.storage_free, "files_stored": d.files_stored,
+            "interrupted": d.interrupted}
 
 
 def officer_dict(o: Officer) -> dict[str, Any]:
@@ -63,6 +79,11 @@ def register(ctx: typer.Context, device_no: Annotated[str, typer.Argument(metava
              officer: Annotated[str | None, typer.Option(help="assigned officer")] = None,
              ) -> None:
     """Register a recorder (or complete its registration)."""
+    settings = settings_of(ctx)
+    if model is not None and settings.model_named(model) is None:
+        known = ", ".join(m.name for m in settings.models) or "none"
+        raise UsageError(f"model {model!r} is not configured (configured: {known}); add it "
+                         "to the settings' models first")
     d = _registry(ctx).register(device_no, usb_serial=usb_serial, model=model,
                                 officer_no=officer, by=by)
     say(f"registered {d.device_no} (USB serial {d.usb_serial}, model {d.model})")
@@ -84,6 +105,57 @@ def retire(ctx: typer.Context, device_no: Annotated[str, typer.Argument(metavar=
     say(f"{d.device_no} retired")
 
 
+Note = Annotated[str, typer.Option(help="what was done or found")]
+DeviceNo = Annotated[str, typer.Argument(metavar="DEVICE_NO")]
+
+
+class Maintenance(StrEnum):
+    CHECK = "check"
+    REPAIR = "repair"
+    FAULT = "fault"
+    FIRMWARE = "firmware"
+
+
+@device_app.command("maintain")
+def maintain(ctx: typer.Context, device_no: DeviceNo, kind: Annotated[
+        Maintenance, typer.Option(help="what kind of entry")], note: Note, by: By) -> None:
+    """Add a check, repair, fault or firmware entry to a recorder's log."""
+    entry = _registry(ctx).maintain(device_no, kind=str(kind), note=note, by=by)
+    say(f"{device_no}: {entry.kind} logged (entry {entry.id})")
+
+
+@device_app.command("out-of-service")
+def out_of_service(ctx: typer.Context, device_no: DeviceNo, by: By, reason: Annotated[
+        str, typer.Option(help="why (a fault, a repair)")]) -> None:
+    """Take a recorder out of service until `in-service` (docked, it is still ingested)."""
+    _registry(ctx).out_of_service(device_no, reason=reason, by=by)
+    say(f"{device_no} is out of service")
+
+
+@device_app.command("in-service")
+def in_service(ctx: typer.Context, device_no: DeviceNo, by: By, note: Note) -> None:
+    """Put a recorder back in service."""
+    _registry(ctx).in_service(device_no, note=note, by=by)
+    say(f"{device_no} is back in service")
+
+
+@device_app.command("check-out")
+def check_out(ctx: typer.Context, device_no: DeviceNo, by: By, officer: Annotated[
+        str, typer.Option(help="the officer who takes it")], note: Annotated[
+        str, typer.Option(help="e.g. what was checked")] = "") -> None:
+    """Hand a recorder to an officer for a shift."""
+    _registry(ctx).check_out(device_no, officer_no=officer, by=by, note=note)
+    say(f"{device_no} checked out to {officer}")
+
+
+@device_app.command("check-in")
+def check_in(ctx: typer.Context, device_no: DeviceNo, by: By, note: Annotated[
+        str, typer.Option(help="its state when returned")] = "") -> None:
+    """Take a recorder back from the officer who has it."""
+    entry = _registry(ctx).check_in(device_no, by=by, note=note)
+    say(f"{device_no} checked in from {entry.officer_no}")
+
+
 @device_app.command("list")
 def list_devices(ctx: typer.Context, as_json: Json = False) -> None:
     """Every recorder the station knows, registered or only seen."""
@@ -95,13 +167,30 @@ def list_devices(ctx: typer.Context, as_json: Json = False) -> None:
 def show_device(ctx: typer.Context,
                 device_no: Annotated[str, typer.Argument(metavar="DEVICE_NO")],
                 as_json: Json = False) -> None:
-    """One recorder."""
-    row = device_dict(_registry(ctx, create=False).device(device_no))
+    """One recorder, with its custody and maintenance log and its last docks."""
+    registry = _registry(ctx, create=False)
+    row = device_dict(registry.device(device_no))
+    row["log"] = [note_dict(n) for n in registry.notes(device_no)]
+    row["docks"] = [dock_dict(d) for d in registry.catalog.sessions_of(device_no, limit=10)]
     if as_json:
         emit_json(row)
-    else:
-        for key, value in row.items():
+        return
+    for key, value in row.items():
+        if key not in ("log", "docks"):
             say(f"{key:14} {shown(value) if isinstance(value, str) else value}")
+    say(f"log ({len(row['log']) or 'empty'}):")
+    for n in row["log"]:
+        say(f"  {n['at'][:19]} {n['kind']:14} by {shown(n['by'])}"
+            + (f" officer {shown(n['officer'])}" if n["officer"] else "")
+            + (f": {shown(n['note'], limit=300)}" if n["note"] else ""))
+    say(f"last docks ({len(row['docks']) or 'none'}):")
+    for d in row["docks"]:
+        say(f"  {(d['started_at'] or '?')[:19]} battery "
+            + (f"{d['battery_pct']}%" if d["battery_pct"] is not None else "unknown")
+            + ", clock " + (f"{d['clock_drift_s']:+.0f} s" if d["clock_drift_s"] is not None
+                            else "unknown") + f", {d['files_stored']} files stored"
+            + (", interrupted" if d["interrupted"] else "")
+            + ("" if d["finished_at"] else ", not closed"))
 
 
 @officer_app.command("add")

@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "clock_drift": ("R15", "the recorder's clock was off; its times need correcting"),
     "unregistered_device": ("R13", "a recorder that is not in the registry was docked"),
     "retired_device": ("R13", "a retired recorder was docked"),
+    "out_of_service_device": ("R13", "a recorder taken out of service was docked"),
     "identity_unknown": ("R6", "the device or officer number is unknown"),
     "identity_conflict": ("R6", "the recorder, its file names, the registry or the operator "
                                 "disagree on the device or officer"),

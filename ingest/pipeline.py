@@ -230,10 +230,10 @@ class Dock:
         for device_no in sorted(devices):
             known = self._catalog(lambda d=device_no: self.registry.get(d))
             if known is not None and known.registered_at is not None and (
-                    known.status != "retired"):
+                    known.status == "active"):
                 continue
-            kind = "retired_device" if known is not None and known.status == "retired" else (
-                "unregistered_device")
+            kind = {"retired": "retired_device", "out_of_service": "out_of_service_device"}.get(
+                known.status if known is not None else "", "unregistered_device")
             self.explain(kind, path=None, device=device_no,
                          error=f"device {device_no} (USB serial "
                                f"{self.source.usb_serial or 'unknown'}, model "

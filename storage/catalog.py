@@ -500,6 +500,13 @@ class Catalog:
         with self.reading() as db:
             return db.exec(select(DockSession).order_by(col(DockSession.started_at))).all()
 
+    def sessions_of(self, device_no: str, limit: int) -> Sequence[DockSession]:
+        """A recorder's most recent dock sessions, newest first."""
+        query = select(DockSession).where(DockSession.device_no == device_no)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(DockSession.started_at).desc())
+                           .limit(limit)).all()
+
     def session(self, session_id: str) -> DockSession | None:
         with self.reading() as db:
             return db.get(DockSession, session_id)

@@ -31,6 +31,7 @@ from storage.merkle import leaf_hash, node_hash
 from storage.models import (
     Clearing,
     Device,
+    DeviceNote,
     DockSession,
     Duty,
     Explanation,
@@ -51,7 +52,7 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent, Statement, Duty)
+                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote)
 }
 
 _CHANGES = "evidock.ledger.changes"

@@ -68,7 +68,8 @@ class Device(SQLModel, table=True):
     model: str | None = None
     usb_serial: str | None = Field(default=None, index=True)
     officer_no: str | None = None  # assigned officer
-    status: str = "active"  # active, retired
+    status: str = "active"  # active, out_of_service, retired
+    checked_out_to: str | None = None  # the officer holding it now (check-out, R13)
     registered_at: datetime | None = utc_field(nullable=True)  # by a custodian
     retired_at: datetime | None = utc_field(nullable=True)
     first_seen: datetime = utc_field()
@@ -189,6 +190,20 @@ class Statement(SQLModel, table=True):
     def signers(self) -> list[str]:
         found: list[str] = json.loads(self.signers_json)
         return found
+
+
+class DeviceNote(SQLModel, table=True):
+    """The custody and maintenance log of one recorder (R13): checks, repairs, faults,
+    firmware, out of and back in service, check-out and check-in."""
+
+    __tablename__ = "device_note"
+    id: int | None = Field(default=None, primary_key=True)
+    device_no: str = Field(index=True)
+    kind: str
+    note: str
+    officer_no: str | None = None  # who took it (check-out) or gave it back (check-in)
+    by: str
+    at: datetime = utc_field()
 
 
 class Duty(SQLModel, table=True):

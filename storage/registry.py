@@ -5,13 +5,13 @@ Each change is one transaction with its logged event, like every catalog write.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from storage.catalog import Catalog
 from storage.errors import NotFound, UsageError
-from storage.models import Device, Officer, now_utc
+from storage.models import Device, DeviceNote, Officer, now_utc
 
 
 class Registry:
@@ -29,6 +29,8 @@ class Registry:
                 if other is not None and other.status != "retired":
                     raise UsageError(f"USB serial {usb_serial} belongs to device "
                                      f"{other.device_no}; retire that one first")
+            if officer_no:
+                _registered(db, officer_no)
             device = db.get(Device, device_no) or Device(device_no=device_no, first_seen=now,
                                                          last_seen=now)
             if device.status == "retired":
@@ -49,8 +51,7 @@ class Registry:
             device = db.get(Device, device_no)
             if device is None:
                 raise NotFound(f"no device {device_no}; register it first")
-            if db.get(Officer, officer_no) is None:
-                raise NotFound(f"no officer {officer_no}; add the officer first")
+            _registered(db, officer_no)
             device.officer_no = officer_no
             db.add(device)
             self.catalog.append_event(db, "device-assign", device_no,
@@ -68,6 +69,76 @@ class Registry:
             self.catalog.append_event(db, "device-retire", device_no,
                                        {"by": by, "reason": reason})
         return device
+
+    # The custody and maintenance log (R13) ---------------------------------------------
+
+    def maintain(self, device_no: str, *, kind: str, note: str, by: str) -> DeviceNote:
+        """A check, repair, fault or firmware entry in the recorder's log."""
+        return self._note(device_no, kind, note, by, lambda _device, _db: None)
+
+    def out_of_service(self, device_no: str, *, reason: str, by: str) -> DeviceNote:
+        def change(device: Device, _db: Session) -> None:
+            if device.status != "active":
+                raise UsageError(f"device {device_no} is {device.status.replace('_', ' ')}, "
+                                 "not in service")
+            device.status = "out_of_service"
+        return self._note(device_no, "out-of-service", reason, by, change)
+
+    def in_service(self, device_no: str, *, note: str, by: str) -> DeviceNote:
+        def change(device: Device, _db: Session) -> None:
+            if device.status != "out_of_service":
+                raise UsageError(f"device {device_no} is {device.status.replace('_', ' ')}, "
+                                 "not out of service")
+            device.status = "active"
+        return self._note(device_no, "in-service", note, by, change)
+
+    def check_out(self, device_no: str, *, officer_no: str, by: str, note: str = "") -> DeviceNote:
+        def change(device: Device, db: Session) -> None:
+            _registered(db, officer_no)
+            if device.status != "active":
+                raise UsageError(f"device {device_no} is {device.status.replace('_', ' ')}: "
+                                 "it cannot be checked out")
+            if device.checked_out_to is not None:
+                raise UsageError(f"device {device_no} is checked out to "
+                                 f"{device.checked_out_to}; check it in first")
+            device.checked_out_to = officer_no
+        return self._note(device_no, "check-out", note, by, change, officer_no)
+
+    def check_in(self, device_no: str, *, by: str, note: str = "") -> DeviceNote:
+        holder: list[str] = []
+
+        def change(device: Device, _db: Session) -> None:
+            if device.checked_out_to is None:
+                raise UsageError(f"device {device_no} is not checked out")
+            holder.append(device.checked_out_to)
+            device.checked_out_to = None
+        return self._note(device_no, "check-in", note, by, change, lambda: holder[0])
+
+    def notes(self, device_no: str) -> Sequence[DeviceNote]:
+        with self.catalog.reading() as db:
+            return db.exec(select(DeviceNote).where(DeviceNote.device_no == device_no)
+                           .order_by(col(DeviceNote.id))).all()
+
+    def _note(self, device_no: str, kind: str, note: str, by: str,
+              change: Callable[[Device, Session], None],
+              officer: str | Callable[[], str] | None = None) -> DeviceNote:
+        _given(by=by)
+        if kind not in ("check-out", "check-in"):
+            _given(note=note)
+        with self.catalog.transaction(f"log {kind} of device {device_no}") as db:
+            device = db.get(Device, device_no)
+            if device is None:
+                raise NotFound(f"no device {device_no}; register it first")
+            change(device, db)
+            db.add(device)
+            entry = DeviceNote(device_no=device_no, kind=kind, note=note.strip(), by=by,
+                               officer_no=officer() if callable(officer) else officer,
+                               at=now_utc())
+            db.add(entry)
+            db.flush()
+            self.catalog.append_event(db, f"device-{kind}", device_no,
+                                       {"by": by, "entry": entry.id})
+        return entry
 
     def add_officer(self, officer: Officer, *, by: str) -> Officer:
         _given(by=by, officer=officer.officer_no, name=officer.name)
@@ -112,3 +183,10 @@ def _given(**values: str | None) -> None:
         if value is None or not value.strip():
             raise UsageError(f"the {name} number is empty" if name in ("officer", "device")
                              else f"--{name} is empty")
+
+
+def _registered(db: Session, officer_no: str) -> None:
+    found = db.get(Officer, officer_no)
+    if found is None or found.role is None:
+        raise UsageError(f"officer {officer_no} is not registered; add the officer first "
+                         "(`evidock officer add`)")

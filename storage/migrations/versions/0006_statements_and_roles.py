@@ -1,5 +1,6 @@
 """statements on explanations (complete, sign, correct); officers' roles; the other
-recording an explanation is about (the clip before a gap); declared duties (R2)
+recording an explanation is about (the clip before a gap); declared duties (R2); the
+recorders' custody and maintenance log, out of service, check-out (R13)
 
 Revision ID: 0006
 Revises: 0005
@@ -49,11 +50,29 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.create_index('ix_duty_officer_no', 'duty', ['officer_no'])
+    op.create_table(
+        'device_note',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('device_no', sa.String(), nullable=False),
+        sa.Column('kind', sa.String(), nullable=False),
+        sa.Column('note', sa.String(), nullable=False),
+        sa.Column('officer_no', sa.String(), nullable=True),
+        sa.Column('by', sa.String(), nullable=False),
+        sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_device_note_device_no', 'device_note', ['device_no'])
+    with op.batch_alter_table('device') as batch:
+        batch.add_column(sa.Column('checked_out_to', sa.String(), nullable=True))
     with op.batch_alter_table('explanation') as batch:
         batch.add_column(sa.Column('related_recording_id', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('device') as batch:
+        batch.drop_column('checked_out_to')
+    op.drop_index('ix_device_note_device_no', table_name='device_note')
+    op.drop_table('device_note')
     op.drop_index('ix_duty_officer_no', table_name='duty')
     op.drop_table('duty')
     with op.batch_alter_table('explanation') as batch:
