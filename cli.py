@@ -21,6 +21,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from agent import render
+from agent.case_cli import case_app
 from agent.cliutil import (
     State,
     emit_json,
@@ -88,6 +89,7 @@ app.add_typer(device_app, name="device")
 app.add_typer(officer_app, name="officer")
 app.add_typer(explain_app, name="explain")
 app.add_typer(duty_app, name="duty")
+app.add_typer(case_app, name="case")
 app.command("overdue")(overdue)
 
 

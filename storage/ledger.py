@@ -29,6 +29,7 @@ from sqlmodel import Session, SQLModel, col, select
 from storage.canonical import canonical_json, utc_text
 from storage.merkle import leaf_hash, node_hash
 from storage.models import (
+    Case,
     Clearing,
     Device,
     DeviceNote,
@@ -52,7 +53,7 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote)
+                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case)
 }
 
 _CHANGES = "evidock.ledger.changes"

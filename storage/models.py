@@ -206,6 +206,20 @@ class DeviceNote(SQLModel, table=True):
     at: datetime = utc_field()
 
 
+class Case(SQLModel, table=True):
+    """A case whose enforcement action has ended (R11): its recordings are due in the case
+    file within 30 days of ``ended_at``."""
+
+    __tablename__ = "case_file"
+    case_no: str = Field(primary_key=True)
+    ended_at: datetime = utc_field()
+    closed_at: datetime = utc_field()
+    closed_by: str
+    filed_at: datetime | None = utc_field(nullable=True)
+    filed_by: str | None = None
+    filed_note: str | None = None
+
+
 class Duty(SQLModel, table=True):
     """A declared remote or continuous duty (R2): recordings made during it are due
     within the storage window from the officer's return, not from their end."""

@@ -1,6 +1,7 @@
 """statements on explanations (complete, sign, correct); officers' roles; the other
 recording an explanation is about (the clip before a gap); declared duties (R2); the
-recorders' custody and maintenance log, out of service, check-out (R13)
+recorders' custody and maintenance log, out of service, check-out (R13); closed cases
+and their filing (R11)
 
 Revision ID: 0006
 Revises: 0005
@@ -64,11 +65,23 @@ def upgrade() -> None:
     op.create_index('ix_device_note_device_no', 'device_note', ['device_no'])
     with op.batch_alter_table('device') as batch:
         batch.add_column(sa.Column('checked_out_to', sa.String(), nullable=True))
+    op.create_table(
+        'case_file',
+        sa.Column('case_no', sa.String(), nullable=False),
+        sa.Column('ended_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('closed_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('closed_by', sa.String(), nullable=False),
+        sa.Column('filed_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column('filed_by', sa.String(), nullable=True),
+        sa.Column('filed_note', sa.String(), nullable=True),
+        sa.PrimaryKeyConstraint('case_no'),
+    )
     with op.batch_alter_table('explanation') as batch:
         batch.add_column(sa.Column('related_recording_id', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_table('case_file')
     with op.batch_alter_table('device') as batch:
         batch.drop_column('checked_out_to')
     op.drop_index('ix_device_note_device_no', table_name='device_note')
