@@ -36,6 +36,7 @@ from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
+from agent.report_cli import report
 from agent.settings import config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
@@ -91,6 +92,7 @@ app.add_typer(explain_app, name="explain")
 app.add_typer(duty_app, name="duty")
 app.add_typer(case_app, name="case")
 app.command("overdue")(overdue)
+app.command("report")(report)
 
 
 @app.callback()
