@@ -318,7 +318,8 @@ def test_recorder_text_is_escaped_on_the_terminal_and_exact_in_json(
         station: IngestContext, settings: Settings, tmp_path: Path, one_clip: Path) -> None:
     device, officer, name = f"D{EVIL}1", f"O{EVIL}1", f"Evil{EVIL}Name"
     registry = Registry(station.catalog)
-    registry.add_officer(Officer(officer_no=officer, name=name, unit_no="U1"), by="test")
+    registry.add_officer(Officer(officer_no=officer, name=name, unit_no="U1", role="officer"),
+                         by="test")
     registry.register(device, usb_serial=f"S{EVIL}1", model=None, officer_no=officer,
                       by="test")
     root = tmp_path / "evil-volume"

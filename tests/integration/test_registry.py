@@ -37,6 +37,6 @@ def test_registry_mistakes_are_usage_errors(home: Path) -> None:
     code, _, err = evidock("device", "register", "ZFY0002", "--usb-serial", "S1", "--by", "c")
     assert code == 2 and "belongs to device ZFY0001" in err
     code, _, err = evidock("device", "assign", "ZFY0001", "999", "--by", "c")
-    assert code == 2 and "no officer 999" in err
+    assert code == 2 and "officer 999 is not registered" in err
     code, _, err = evidock("device", "show", "NOPE")
     assert code == 2 and "no device NOPE" in err
