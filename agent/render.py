@@ -27,7 +27,7 @@ def recording_dict(row: Recording) -> dict[str, Any]:
         "key_id": row.key_id, "start": _t(row.recording_start), "end": _t(row.recording_end),
         "start_from": row.start_from, "duration_s": row.duration_s, "important": row.important,
         "ingested_at": _t(row.ingested_at), "deadline": _t(row.deadline), "late": row.late,
-        "vault_path": row.vault_path,
+        "vault_path": row.vault_path, "sidecar": row.sidecar, "attached_to": row.attached_to,
         "media": json.loads(row.media_json) if row.media_json else None,
     }
 

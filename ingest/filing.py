@@ -26,6 +26,7 @@ from typing import Protocol
 from devices.errors import SourceError
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, Progress, Volume
 from ingest.explain import NOT_CLEARED, vault_fault_kind
+from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
 from ingest.record import IngestRecord
@@ -258,6 +259,8 @@ class Filer:
                                              f"bytes read (SHA-256 {copy.sha256})")
         if copy.size == 0:
             return None, ("empty_file", "the file has no bytes")
+        if is_sidecar(p.entry.name):
+            return None, None  # not media: stored and signed as it is
         try:
             media = probe(copy.writer.tmp_file, name=p.entry.name)
         except ProbeFailed as exc:
@@ -285,6 +288,8 @@ class Filer:
             ingested_at=now, deadline=times.deadline, vault_path=vault_path,
         )
         officer_name, unit = self.names(p.officer)
+        sidecar = is_sidecar(p.entry.name)
+        main = self.st.catalog.recording_beside(p.device, p.entry.path) if sidecar else None
         return Recording(
             session_id=self.session_id, station_id=record.station, agency=record.agency,
             device_no=p.device, officer_no=p.officer, source_path=p.entry.path,
@@ -294,7 +299,8 @@ class Filer:
             recording_start=times.start, recording_end=times.end, start_from=start_from,
             duration_s=media.duration_s, media_json=media.media_json,
             important=p.important, ingested_at=now, deadline=times.deadline, late=times.late,
-            vault_path=vault_path, state=state,
+            vault_path=vault_path, state=state, sidecar=sidecar,
+            attached_to=main.id if main is not None else None,
         )
 
     def _who(self, p: PlannedFile) -> tuple[Device, Officer]:
@@ -304,7 +310,7 @@ class Filer:
 
     def _follow_rules(self, p: PlannedFile, row: Recording) -> None:
         path = p.entry.path
-        if row.late:
+        if row.late and row.attached_to is None:  # an attachment is late with its recording
             self.explain("late_ingest", path=path, device=p.device, recording_id=row.id,
                          error=f"deadline {row.deadline:%Y-%m-%d %H:%M:%S} UTC, "
                                f"stored {row.ingested_at:%Y-%m-%d %H:%M:%S} UTC",

@@ -129,6 +129,16 @@ _VIDEO = frozenset({"mp4", "m4v", "mov", "qt", "3gp", "3g2", "avi", "mkv", "webm
                     "m2ts", "m2t", "trp", "mpg", "mpeg", "vob", "ogv", "asf", "wmv", "flv"})
 
 
+#: Files a recorder writes beside a recording: position logs, metadata, subtitles.
+SIDECARS = frozenset({"gps", "nmea", "gpx", "kml", "json", "xml", "vtt", "srt", "txt", "log",
+                      "ini"})
+
+
+def is_sidecar(name: str) -> bool:
+    """Whether the name is a sidecar's: stored and signed as it is, never probed as media."""
+    return extension(name) in SIDECARS
+
+
 def is_clip(name: str) -> bool:
     """Whether the name is a video recording's (gaps between clips are R4's concern)."""
     return extension(name) in _VIDEO

@@ -31,8 +31,12 @@ def parse_name(name: str, patterns: Sequence[re.Pattern[str]], zone: tzinfo | No
         if match is None:
             continue
         groups = match.groupdict()
+        # separators inside the groups are allowed: 2026-11-20 and 08-15-30 as 20261120, 081530
+        digits = re.sub(r"[-_.:/ T]", "", groups["date"] + groups["time"])
         try:
-            naive = datetime.strptime(groups["date"] + groups["time"], "%Y%m%d%H%M%S")
+            if len(digits) != 14 or not digits.isdigit():
+                raise ValueError(digits)
+            naive = datetime.strptime(digits, "%Y%m%d%H%M%S")
         except ValueError:
             continue
         start = naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()

@@ -23,6 +23,7 @@ from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
 from ingest.explain import KINDS, needs_notice, rule_of, vault_fault_kind
 from ingest.filing import CatalogStopped, Filer
+from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
 from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, interruptions
 from ingest.source import RecorderSource
@@ -139,7 +140,8 @@ class Dock:
         filer = self._filer = Filer(self.st, self.session_id, volume, self.explain,
                                     self.progress, self.names)
         self.progress.begin(len(files), sum(p.entry.size for p in files))
-        for p in files:
+        # sidecars last, so the recording each belongs to is in the catalog first
+        for p in sorted(files, key=lambda f: is_sidecar(f.entry.name)):
             self.progress.file_started(p.entry.path, p.entry.size)
             self._current = p.entry.path
             outcome = filer.file(p)

@@ -444,6 +444,17 @@ class Catalog:
             newest = db.exec(query.order_by(*(c.desc() for c in order)).limit(limit)).all()
         return newest[::-1]
 
+    def recording_beside(self, device_no: str, source_path: str) -> Recording | None:
+        """The recording (not a sidecar) of this device named like ``source_path`` but for
+        its extension, in the same folder: what a sidecar file belongs to."""
+        stem = source_path.rsplit(".", 1)[0] + "."
+        query = select(Recording).where(
+            Recording.device_no == device_no, col(Recording.sidecar).is_(False),
+            col(Recording.source_path).startswith(stem, autoescape=True))
+        with self.reading() as db:
+            found = db.exec(query.order_by(col(Recording.id))).all()
+        return next((r for r in found if "/" not in r.source_path[len(stem):]), None)
+
     def recording_covering(self, device_no: str, moment: datetime) -> Recording | None:
         """The recording of this device whose span holds ``moment``, if any."""
         query = select(Recording).where(

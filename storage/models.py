@@ -148,6 +148,10 @@ class Recording(SQLModel, table=True):
     # Identical bytes under several names share one vault file: one row per name.
     vault_path: str = Field(index=True)
     state: str = "stored"  # "stored" or "quarantined"
+    # A sidecar (GPS log, metadata, subtitles) is stored and signed like a recording and
+    # attached to the recording of the same name in the same folder, when there is one.
+    sidecar: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
+    attached_to: int | None = None
 
 
 class Explanation(SQLModel, table=True):

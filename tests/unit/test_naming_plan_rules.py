@@ -121,3 +121,16 @@ def test_the_window_starts_at_the_return_from_a_declared_duty() -> None:
     # a return before the recording's end never shortens the window
     early = timing(start, 60.0, start, 24.0, start - timedelta(hours=5))
     assert early.deadline == start + timedelta(seconds=60, hours=24)
+
+
+def test_dates_and_times_with_separators() -> None:
+    patterns = compile_patterns([
+        r"^REC_(?P<device>\w+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{2}-\d{2}-\d{2})\.MP4$",
+        r"^(?P<date>\d{4}\.\d{2}\.\d{2}) (?P<time>\d{2}:\d{2}:\d{2})\.MOV$"])
+    zone = ZoneInfo("Asia/Shanghai")
+    info = parse_name("REC_ZFY7_2026-11-20_08-15-30.MP4", patterns, zone)
+    assert info is not None and info.device == "ZFY7"
+    assert info.start == datetime(2026, 11, 20, 8, 15, 30, tzinfo=zone)
+    other = parse_name("2026.11.20 23:59:59.MOV", patterns, zone)
+    assert other is not None and other.start.hour == 23
+    assert parse_name("REC_ZFY7_2026-13-20_08-15-30.MP4", patterns, zone) is None  # month 13

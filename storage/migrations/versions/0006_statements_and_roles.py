@@ -1,7 +1,7 @@
 """statements on explanations (complete, sign, correct); officers' roles; the other
 recording an explanation is about (the clip before a gap); declared duties (R2); the
 recorders' custody and maintenance log, out of service, check-out (R13); closed cases
-and their filing (R11)
+and their filing (R11); sidecar files attached to their recording
 
 Revision ID: 0006
 Revises: 0005
@@ -78,9 +78,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('explanation') as batch:
         batch.add_column(sa.Column('related_recording_id', sa.Integer(), nullable=True))
+    with op.batch_alter_table('recording') as batch:
+        batch.add_column(sa.Column('sidecar', sa.Boolean(), server_default='0',
+                                   nullable=False))
+        batch.add_column(sa.Column('attached_to', sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('recording') as batch:
+        batch.drop_column('attached_to')
+        batch.drop_column('sidecar')
     op.drop_table('case_file')
     with op.batch_alter_table('device') as batch:
         batch.drop_column('checked_out_to')
