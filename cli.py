@@ -42,7 +42,7 @@ from agent.station import key_file_ids, open_reader, open_station, require_store
 from agent.status import NotRunning, read_status
 from devices.source import FolderSource
 from devices.volume import FolderVolume
-from ingest import custody
+from ingest import continuity, custody
 from ingest.dock import IngestContext, Summary
 from ingest.explain import needs_notice
 from ingest.plan import Identity
@@ -339,12 +339,19 @@ def annotate(
     """Add case, party or category to a recording (the file itself never changes)."""
     if case is None and party is None and category is None:
         raise UsageError("give at least one of --case, --party, --category")
-    catalog = open_station(settings_of(ctx), create=False).catalog
+    settings = settings_of(ctx)
+    station = open_station(settings, create=False)
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
-    rec = catalog.annotate(rec_id, by=by, case_no=case, party=party, category=category)
+    rec = station.catalog.annotate(rec_id, by=by, case_no=case, party=party,
+                                   category=category)
     out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
               f"category={rec.category}", highlight=False, markup=False)
+    if rec.category in settings.continuous_categories:  # R5: its gaps are violations now
+        for gap, violation in continuity.escalate(station, rec):
+            say(f"explanation {violation.id}: continuity_violation (R5) for the gap of "
+                f"explanation {gap.id}: category {shown(rec.category)} is recorded "
+                "without a break")
 
 
 @app.command()

@@ -136,6 +136,9 @@ class Settings(BaseModel):
     gap_max_s: float = Field(
         default=300.0, gt=0, le=86400, allow_inf_nan=False,
         description="R4: a pause longer than this is a separate recording, not an interruption")
+    continuous_categories: list[str] = Field(
+        default_factory=list, description="R5: categories (as `annotate --category` gives "
+        "them) recorded without a break: a gap touching one is a violation")
     timezone: str = Field(default="", description="zone of recorder clocks; empty = local")
     file_patterns: list[str] = Field(
         default_factory=lambda: [DEFAULT_PATTERN],

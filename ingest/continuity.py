@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from ingest.dock import IngestOptions
+from ingest.dock import IngestContext, IngestOptions
 from ingest.mediatypes import is_clip
 from ingest.rules import Clip, gaps
 from storage.catalog import Catalog, LogFilter
-from storage.models import Recording
+from storage.models import Explanation, Recording
 
 
 @dataclass(frozen=True)
@@ -63,3 +63,29 @@ def _gaps(catalog: Catalog, session_id: str, opts: IngestOptions) -> Iterator[Ga
                        "stopped, and two or more sign"
                        + (" (R5: this action had to be recorded without a break)"
                           if gap.violation else ""))
+
+
+def escalate(st: IngestContext, rec: Recording) -> list[tuple[Explanation, Explanation]]:
+    """R5 for a recording just given a category that must be recorded without a break:
+    each gap explanation about it (after or before the gap) gets a continuity_violation,
+    once; returns (the gap, the violation) pairs written."""
+    about = [e for e in st.catalog.explanations() if rec.id in (
+        e.recording_id, e.related_recording_id)]
+    done = {(e.recording_id, e.related_recording_id) for e in about
+            if e.kind == "continuity_violation"}
+    written = []
+    for gap in (e for e in about if e.kind == "recording_gap"):
+        if (gap.recording_id, gap.related_recording_id) in done:
+            continue
+        violation = st.record_explanation(Explanation(
+            session_id=gap.session_id, recording_id=gap.recording_id,
+            related_recording_id=gap.related_recording_id, kind="continuity_violation",
+            rule="R5", device_no=gap.device_no, source_path=gap.source_path,
+            occurred_at=st.clock(),
+            error=f"the gap of explanation {gap.id} ({gap.error}) touches recording {rec.id}, "
+                  f"of category {rec.category}, which must be recorded without a break",
+            action="both recordings are stored; officers must state why recording stopped, "
+                   "and two or more sign (R5)"))
+        done.add((gap.recording_id, gap.related_recording_id))
+        written.append((gap, violation))
+    return written

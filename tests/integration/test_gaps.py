@@ -88,3 +88,24 @@ def test_the_tolerances_are_settings(home: Path, gappy: Path) -> None:
 def test_bad_tolerances_are_refused(home: Path) -> None:
     code, _, err = evidock("config", "validate", EVIDOCK_GAP_TOLERANCE_S="400")
     assert code == 2 and "gap_max_s" in err
+
+
+def test_a_category_recorded_without_a_break_turns_its_gaps_into_violations(
+        home: Path, gappy: Path) -> None:
+    continuous = {"EVIDOCK_CONTINUOUS_CATEGORIES": json.dumps(["现场抓捕"])}
+    code, _, err = evidock("ingest", str(gappy), **continuous)
+    assert code == 0, err
+    [gap] = explanations("recording_gap")
+    assert len(explanations("continuity_violation")) == 1  # the important clip's
+    code, out, err = evidock("annotate", str(gap["recording_id"]), "--category", "交通",
+                             "--by", "c", **continuous)
+    assert code == 0 and "continuity_violation" not in out, err  # not a continuous category
+    code, out, err = evidock("annotate", str(gap["recording_id"]), "--category", "现场抓捕",
+                             "--by", "c", **continuous)
+    assert code == 0 and f"for the gap of explanation {gap['id']}" in out, err
+    violations = explanations("continuity_violation")
+    assert len(violations) == 2 and violations[1]["recording_id"] == gap["recording_id"]
+    assert "现场抓捕" in violations[1]["error"]
+    code, out, _ = evidock("annotate", str(gap["recording_id"]), "--category", "现场抓捕",
+                           "--by", "c", **continuous)
+    assert code == 0 and len(explanations("continuity_violation")) == 2  # once only
