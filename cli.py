@@ -57,6 +57,11 @@ from storage.text import shown
 
 log = logging.getLogger("evidock")
 
+# What a command that catches SIGTERM and Ctrl-C leaves for them when it is done: None
+# (put back what was there) in-process; SIG_IGN in the program (main), whose exit code is
+# then decided and must not be changed by a late signal on the way out.
+_SIGNALS_AFTER_COMMAND: Any = None
+
 _MAX_ID = 2**63 - 1  # the largest id SQLite (and most databases) can hold
 _SHOW_LIMIT = 4000  # characters of one recorder-supplied text in `show` and `explanations`
 
@@ -231,7 +236,7 @@ def ingest(
     summary: Summary | None = None
     # From here to the exit, SIGTERM and Ctrl-C only set a flag: the start-up repair and
     # closing the store are never cut short, and the exit code always says why it ended.
-    with SignalStop() as stop:
+    with SignalStop(after=_SIGNALS_AFTER_COMMAND) as stop:
         station = open_station(settings_of(ctx))
         try:
             if stop.signum is None:  # else stopped before the dock began: nothing to do
@@ -605,6 +610,8 @@ def verify_export_cmd(
 
 def main() -> None:
     """The `evidock` program, once loaded (agent/entry.py); tests run ``app`` in-process."""
+    global _SIGNALS_AFTER_COMMAND
+    _SIGNALS_AFTER_COMMAND = signal.SIG_IGN  # the program ends with its command
     try:
         app()
     finally:

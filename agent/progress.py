@@ -63,9 +63,13 @@ class SignalStop:
     at its next step or block, discards or finishes the file in hand, and closes
     truthfully. Progress is passed on to ``inner``."""
 
-    def __init__(self, inner: DockProgress | None = None) -> None:
+    def __init__(self, inner: DockProgress | None = None, *, after: Any = None) -> None:
+        """``after``: the action left for both signals on leaving (e.g. SIG_IGN when the
+        program ends with the command, so a late signal cannot change how it ended);
+        None puts back what was there."""
         self.inner: DockProgress = inner or NoProgress()
         self.signum: int | None = None
+        self.after = after
         self._old: dict[int, Any] = {}
 
     def __enter__(self) -> SignalStop:
@@ -75,7 +79,7 @@ class SignalStop:
 
     def __exit__(self, *exc: object) -> None:
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            signal.signal(sig, old if self.after is None else self.after)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.signum = signum
