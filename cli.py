@@ -61,6 +61,8 @@ log = logging.getLogger("evidock")
 # (put back what was there) in-process; SIG_IGN in the program (main), whose exit code is
 # then decided and must not be changed by a late signal on the way out.
 _SIGNALS_AFTER_COMMAND: Any = None
+# The SIGINT handler the program (agent/entry.py) puts back when a command is invoked.
+_SIGINT_AT_INVOKE: Any = None
 
 _MAX_ID = 2**63 - 1  # the largest id SQLite (and most databases) can hold
 _SHOW_LIMIT = 4000  # characters of one recorder-supplied text in `show` and `explanations`
@@ -70,6 +72,8 @@ class EvidockGroup(TyperGroup):
     """Catches evidock's own errors once, for every command; Ctrl-C exits 130."""
 
     def invoke(self, ctx: Any) -> Any:  # click.Context, which typer vendors
+        if _SIGINT_AT_INVOKE is not None:  # the program: Ctrl-C is Python's from here on
+            signal.signal(signal.SIGINT, _SIGINT_AT_INVOKE)
         try:
             return super().invoke(ctx)
         except EvidockError as exc:
@@ -608,10 +612,14 @@ def verify_export_cmd(
     finish(not report.ok)
 
 
-def main() -> None:
-    """The `evidock` program, once loaded (agent/entry.py); tests run ``app`` in-process."""
-    global _SIGNALS_AFTER_COMMAND
+def main(sigint: Any = None) -> None:
+    """The `evidock` program, once loaded (agent/entry.py); tests run ``app`` in-process.
+
+    ``sigint``: the SIGINT handler to put back once a command is invoked (until then
+    Ctrl-C ends the program at once, as it did while loading)."""
+    global _SIGNALS_AFTER_COMMAND, _SIGINT_AT_INVOKE
     _SIGNALS_AFTER_COMMAND = signal.SIG_IGN  # the program ends with its command
+    _SIGINT_AT_INVOKE = sigint
     try:
         app()
     finally:

@@ -3,8 +3,10 @@
 Loading evidock is about a second of imports. A Ctrl-C in that second ends the
 program at once, as the signal's default action does (status 130 in the
 shell): nothing has been done yet, and a KeyboardInterrupt traceback from the
-middle of an import would only alarm. Once loaded, Ctrl-C is Python's again;
-cli.py gives it exit code 130, and `ingest` and the daemon stop cleanly on it.
+middle of an import would only alarm. The same holds while typer builds the
+commands and parses the arguments; once a command is invoked, Ctrl-C is
+Python's again (cli.EvidockGroup.invoke): cli.py gives it exit code 130, and
+`ingest` and the daemon stop cleanly on it.
 """
 
 from __future__ import annotations
@@ -16,5 +18,4 @@ def main() -> None:
     usual = signal.signal(signal.SIGINT, signal.SIG_DFL)
     from cli import main as evidock  # the heavy imports, under the default action
 
-    signal.signal(signal.SIGINT, usual)
-    evidock()
+    evidock(sigint=usual)  # Python's Ctrl-C again once the command is invoked

@@ -197,10 +197,14 @@ def _close(st: IngestContext, dock: DockSession) -> str:
                                      "clear was recorded; whether CLR reached the recorder is "
                                      "not known", now)
     account = dock_account(catalog, dock)
-    _explain(st, "dock_interrupted", session=dock.session_id,
-             error=f"the process running this dock (started "
-                   f"{dock.started_at:%Y-%m-%d %H:%M:%S} UTC) stopped without closing it",
-             action=f"closed at the next start; {account}")
+    # once per dock: a recovery killed between this explanation and the close below has
+    # already written it
+    if not any(e.kind == "dock_interrupted" for e in catalog.explanations(
+            session_id=dock.session_id)):
+        _explain(st, "dock_interrupted", session=dock.session_id,
+                 error=f"the process running this dock (started "
+                       f"{dock.started_at:%Y-%m-%d %H:%M:%S} UTC) stopped without closing it",
+                 action=f"closed at the next start; {account}")
     stored = catalog.count_recordings(dock.session_id)
     summary = {"session": dock.session_id, "source": dock.source,
                "started_at": dock.started_at, "finished_at": now, "files_stored": stored,

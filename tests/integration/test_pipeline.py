@@ -251,3 +251,23 @@ def test_a_storage_only_model_cannot_be_set_to_clear(tmp_path: Path) -> None:
                     'usb_product = "0001"\ntransport = "storage"\n')
     with pytest.raises(ConfigError, match="command port"):
         load_settings(conf, {})
+
+
+def test_a_recovery_killed_before_closing_explains_the_dock_once(
+        settings: Settings, station: IngestContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    child = subprocess.run([sys.executable, "-c", CRASH, "leftover", "-"], check=False,
+                           cwd=Path(__file__).parents[2])
+    assert child.returncode == 9
+
+    def killed(*_args: object) -> None:
+        raise KeyboardInterrupt  # as a SIGKILL after the explanation, before the close
+
+    with monkeypatch.context() as patch:
+        patch.setattr(station.catalog, "finish_session", killed)
+        with pytest.raises(KeyboardInterrupt):
+            recover(station)
+    recover(station)  # the next start
+    [dock] = station.catalog.sessions()
+    assert dock.finished_at is not None
+    kinds = [e.kind for e in station.catalog.explanations(session_id=dock.session_id)]
+    assert kinds.count("dock_interrupted") == 1, kinds
