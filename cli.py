@@ -482,9 +482,12 @@ def status(ctx: typer.Context,
     except NotRunning:  # a mistyped home is named as such, not as "not running"
         require_store(settings, key=False)  # (the key's folder may be closed to this user)
         raise
-    book = Explanations(open_reader(settings).catalog)
-    data["attention"] = [render.explanation_dict(e) for e in book.list(
-        ExplanationFilter(open_only=True)) if needs_notice(e)]
+    try:  # the daemon's state needs only the run folder; the catalog may be closed to us
+        book = Explanations(open_reader(settings).catalog)
+        data["attention"] = [render.explanation_dict(e) for e in book.list(
+            ExplanationFilter(open_only=True)) if needs_notice(e)]
+    except EvidockError as exc:
+        data["attention"], data["attention_unknown"] = None, str(exc)
     if as_json:
         emit_json(data)
         return
@@ -498,6 +501,9 @@ def status(ctx: typer.Context,
                 f"{shown(r['state']):20} {r['files_done']}/{r['files_total']} files {share:6.1%}"
                 + (f"  {shown(r['error'], limit=_SHOW_LIMIT)}" if r["error"] else ""))
     attention = data["attention"]
+    if attention is None:
+        say(f"open storage faults and violations (R3): unknown ({data['attention_unknown']})")
+        return
     say(f"open storage faults and violations (R3): {len(attention) or 'none'}")
     for e in attention[-10:]:
         say(f"  #{e['id']} {e['occurred_at'][:19]} {shown(e['kind'])} device "

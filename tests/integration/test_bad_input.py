@@ -381,3 +381,9 @@ def test_status_escapes_what_recorders_said(station: IngestContext, settings: Se
     assert len(out.splitlines()) == 5  # header, docked:, one row, recent: none, faults: none
     code, out, _ = evidock("status", "--json")
     assert json.loads(out)["docked"] == [row]
+    station.catalog.close()
+    for leftover in settings.home.glob("catalog.db-*"):
+        leftover.unlink()
+    (settings.home / "catalog.db").write_bytes(b"not a catalog")  # unreadable to this user
+    code, out, err = evidock("status")
+    assert code == 0 and "open storage faults and violations (R3): unknown (" in out, err
