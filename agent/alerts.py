@@ -42,7 +42,8 @@ class Notifier:
                   "explanation": render.explanation_dict(exp)}
         outcome = self._run(json.dumps(notice, ensure_ascii=False).encode("utf-8"))
         if outcome == "delivered":
-            log.info("explanation %s (%s): supervisor notified", exp.id, exp.kind)
+            log.info("explanation %s (%s): the notify command took the notice (exit 0)",
+                     exp.id, exp.kind)
         else:
             log.error("explanation %s (%s): the supervisor was NOT notified: %s", exp.id,
                       exp.kind, shown(outcome, 1000))

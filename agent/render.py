@@ -37,7 +37,8 @@ def explanation_dict(exp: Explanation) -> dict[str, Any]:
         "id": exp.id, "kind": exp.kind, "rule": exp.rule, "status": exp.status,
         "device": exp.device_no, "source_path": exp.source_path, "vault_path": exp.vault_path,
         "occurred_at": _t(exp.occurred_at), "error": exp.error, "action": exp.action,
-        "recording_id": exp.recording_id, "session": exp.session_id,
+        "recording_id": exp.recording_id, "related_recording_id": exp.related_recording_id,
+        "session": exp.session_id,
     }
 
 

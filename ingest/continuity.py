@@ -1,9 +1,11 @@
 """R4, R5: the pauses between consecutive clips of one recorder, as explanations to write.
 
-Clips are the recordings a dock stored as playable video whose length the prober
-measured; each dock looks at its own clips and at the device's clips already stored
-around them (a day and ``gap_max_s`` either side), so a pause across two docks is found
-by the second, and none is found twice. Times are the recorder's own clock.
+Clips are the recordings stored as playable video whose length the prober measured.
+A damaged clip in quarantine, or one not docked yet, is not a clip, so an explanation
+says only that no stored playable clip fills the pause. Each dock looks at its own clips
+and at the device's clips already stored around them (a day and ``gap_max_s`` either
+side), so a pause across two docks is found by the second, and none is found twice.
+Times are the recorder's own clock.
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ def _gaps(catalog: Catalog, session_id: str, opts: IngestOptions) -> Iterator[Ga
                 kind="continuity_violation" if gap.violation else "recording_gap",
                 path=paths[after.id], device=device, recording_id=after.id,
                 related_recording_id=before.id,
-                error=f"{gap.seconds:.0f} s with no recording between recording {before.id} "
-                      f"(ended {before.end:%Y-%m-%d %H:%M:%S} UTC) and recording {after.id} "
-                      f"(started {after.start:%Y-%m-%d %H:%M:%S} UTC), by the recorder's clock"
+                error=f"{gap.seconds:.0f} s with no stored playable clip of this recorder "
+                      f"between recording {before.id} (ended {before.end:%Y-%m-%d %H:%M:%S} "
+                      f"UTC) and recording {after.id} (started "
+                      f"{after.start:%Y-%m-%d %H:%M:%S} UTC), by the recorder's clock"
                       + (", around an important-event recording" if gap.violation else ""),
                 action="both recordings are stored; officers must state why recording "
                        "stopped, and two or more sign"

@@ -77,20 +77,12 @@ class Registry:
         return self._note(device_no, kind, note, by, lambda _device, _db: None)
 
     def out_of_service(self, device_no: str, *, reason: str, by: str) -> DeviceNote:
-        def change(device: Device, _db: Session) -> None:
-            if device.status != "active":
-                raise UsageError(f"device {device_no} is {device.status.replace('_', ' ')}, "
-                                 "not in service")
-            device.status = "out_of_service"
-        return self._note(device_no, "out-of-service", reason, by, change)
+        return self._note(device_no, "out-of-service", reason, by,
+                          _moves("active", "out_of_service", "not in service"))
 
     def in_service(self, device_no: str, *, note: str, by: str) -> DeviceNote:
-        def change(device: Device, _db: Session) -> None:
-            if device.status != "out_of_service":
-                raise UsageError(f"device {device_no} is {device.status.replace('_', ' ')}, "
-                                 "not out of service")
-            device.status = "active"
-        return self._note(device_no, "in-service", note, by, change)
+        return self._note(device_no, "in-service", note, by,
+                          _moves("out_of_service", "active", "not out of service"))
 
     def check_out(self, device_no: str, *, officer_no: str, by: str, note: str = "") -> DeviceNote:
         def change(device: Device, db: Session) -> None:
@@ -183,6 +175,16 @@ def _given(**values: str | None) -> None:
         if value is None or not value.strip():
             raise UsageError(f"the {name} number is empty" if name in ("officer", "device")
                              else f"--{name} is empty")
+
+
+def _moves(before: str, after: str, refusal: str) -> Callable[[Device, Session], None]:
+    """A status change from ``before`` to ``after``; any other status is refused."""
+    def change(device: Device, _db: Session) -> None:
+        if device.status != before:
+            raise UsageError(f"device {device.device_no} is "
+                             f"{device.status.replace('_', ' ')}, {refusal}")
+        device.status = after
+    return change
 
 
 def _registered(db: Session, officer_no: str) -> None:

@@ -62,8 +62,8 @@ def test_gaps_and_a_continuity_violation(home: Path, gappy: Path, tmp_path: Path
     by_start = [ids[n] for n in sorted(ids) if n.endswith(".MP4")]  # names sort by time
     [gap] = explanations("recording_gap")
     assert gap["rule"] == "R4" and gap["recording_id"] == by_start[2]  # C, after A-B-pause
-    assert gap["error"].startswith("60 s with no recording between recording "
-                                   f"{by_start[1]} ")
+    assert gap["error"].startswith("60 s with no stored playable clip of this recorder "
+                                   f"between recording {by_start[1]} ")
     [violation] = explanations("continuity_violation")
     assert violation["rule"] == "R5" and violation["recording_id"] == by_start[3]
     assert violation["error"].startswith("30 s") and "important" in violation["error"]

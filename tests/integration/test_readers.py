@@ -28,7 +28,8 @@ EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 READERS = (["log"], ["log", "--json"], ["show", "1"], ["explanations"], ["verify"],
            ["prove", "1"], ["prove", "--from", "1"], ["device", "list"], ["device", "show",
                                                                            "ZFY0001"],
-           ["officer", "list"])
+           ["officer", "list"], ["explain", "list"], ["explain", "show", "1"],
+           ["duty", "list"], ["case", "list"], ["report"], ["report", "--csv"], ["overdue"])
 # SQLite's shared-memory index and an empty write-ahead log may be made beside the
 # catalog by any reader of a WAL database (they hold no data); nothing else may change.
 LOCK_FILES = {"catalog.db-shm", "catalog.db-wal"}
