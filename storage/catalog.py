@@ -105,7 +105,7 @@ def _read_only_engine(path: Path) -> Engine:
 
 #: The newest migration in storage/migrations (a test keeps the two the same). A catalog
 #: already at it is opened without loading alembic at all.
-SCHEMA = "0006"
+SCHEMA = "0007"
 
 
 def schema_of(engine: Engine) -> str | None:
@@ -138,16 +138,20 @@ def _require_current(engine: Engine, where: str) -> None:
 def migrate(engine: Engine) -> None:
     """Bring the catalog to :data:`SCHEMA` (alembic is loaded only when there is work)."""
     try:
-        if schema_of(engine) == SCHEMA:
+        found = schema_of(engine)
+        if found == SCHEMA:
             return
         from alembic import command  # (0.3 s of imports, rarely needed)
         from alembic.config import Config
 
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # the upgrade and its leaf: one transaction
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+            if found is not None:  # rows that were there take the new columns
+                with Session(bind=conn) as db:
+                    ledger.record_upgrade(db, found, SCHEMA)
     except SQLAlchemyError as exc:
         raise CatalogError(f"cannot migrate the catalog: {exc}") from exc
 

@@ -56,6 +56,18 @@ TABLES: dict[str, type[SQLModel]] = {
                 Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case)
 }
 
+#: The columns added to ledger tables since the ledger began (schema 0004), with the value
+#: an upgrade gives the rows already there. An upgrade of a catalog records them in a
+#: ``schema-upgrade`` leaf, so the rows the ledger holds take the new columns too.
+COLUMNS_ADDED: dict[str, dict[str, Any]] = {
+    "officer": {"role": None},
+    "device": {"checked_out_to": None},
+    "explanation": {"related_recording_id": None},
+    "recording": {"sidecar": False, "attached_to": None, "clock_offset_s": None},
+    "device_event": {"clock_offset_s": None},
+}
+UPGRADE_KIND = "schema-upgrade"
+
 _CHANGES = "evidock.ledger.changes"
 _EVENT = "evidock.ledger.event"
 
@@ -191,9 +203,30 @@ def replay(bodies: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
     """The rows the ledger says exist now, by (table, key)."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for body in bodies:
+        if body.get("kind") == UPGRADE_KIND:
+            _upgrade(rows, body.get("payload", {}).get("columns", {}))
         for change in changes_of(body):
             if change.row is None:
                 rows.pop((change.table, change.key), None)
             else:
                 rows[(change.table, change.key)] = change.row
     return rows
+
+
+def _upgrade(rows: dict[tuple[str, str], dict[str, Any]],
+             columns: Mapping[str, Mapping[str, Any]]) -> None:
+    """A schema upgrade: every row so far without a named column takes its value."""
+    for (table, _key), row in rows.items():
+        for name, value in columns.get(table, {}).items():
+            row.setdefault(name, value)
+
+
+def record_upgrade(db: Session, found: str, to: str) -> None:
+    """Seal a leaf saying the catalog went from schema ``found`` to ``to`` (in ``db``'s
+    transaction, with the migration), naming the columns the rows already there took."""
+    watch(db)
+    note_event(db, UPGRADE_KIND, to, {"from": found, "to": to, "columns": {
+        table: {name: encode_value(value) for name, value in added.items()}
+        for table, added in COLUMNS_ADDED.items()}})
+    seal(db, None)
+    db.flush()

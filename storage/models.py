@@ -152,6 +152,9 @@ class Recording(SQLModel, table=True):
     # attached to the recording of the same name in the same folder, when there is one.
     sidecar: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     attached_to: int | None = None
+    # The recorder's clock minus the station's, in whole seconds, as measured at the dock
+    # and taken off the recorder's times; None: unknown (the times are the recorder's).
+    clock_offset_s: int | None = None
 
 
 class Explanation(SQLModel, table=True):
@@ -315,6 +318,8 @@ class LoggedDeviceEvent(SQLModel, table=True):
     detail: str
     session_id: str  # the dock that first read it
     explanation_id: int | None = None
+    # ``at`` is the recorder's own time; this offset (as for a recording) corrects it
+    clock_offset_s: int | None = None
 
 
 def row_json(row: SQLModel) -> str:

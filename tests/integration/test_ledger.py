@@ -216,12 +216,12 @@ def test_a_store_with_an_event_chain_is_upgraded_and_says_so(
         catalog = Catalog.open(url)
     try:
         kinds = [leaf.kind for leaf in catalog.leaves()]
-        assert kinds == ["legacy-event", "ledger-start"]
-        start = json.loads(list(catalog.leaves())[-1].body)
+        assert kinds == ["legacy-event", "ledger-start", "schema-upgrade"]
+        start = json.loads(list(catalog.leaves())[1].body)
         assert start["payload"] == {"from_event_chain": 1, "chain_head": "h1",
                                     "rows": "as found"}
         assert {"table": "officer", "key": "100231"}.items() <= start["changes"][0].items()
-        assert catalog.head().size == 2
+        assert catalog.head().size == 3
     finally:
         catalog.close()
     assert "built from its event chain (1 events)" in caplog.text
@@ -346,3 +346,50 @@ def test_a_witness_cosigns_only_checkpoints_that_extend_what_it_cosigned(
     forked = sorted((tmp_path / "outbox-2").iterdir())[-1]
     code, _, err = as_witness(str(forked), "--proof", str(tmp_path / "forked-proof.json"))
     assert code == 2 and ("rolled back" in err or "forked" in err or "proof" in err), err
+
+
+def test_a_store_made_at_schema_0005_upgrades_and_still_verifies(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """tests/data/store-0005.tar.gz: a real store (one registered officer and recorder, one
+    late clip) made by the release whose catalog was at schema 0005. The rows it holds
+    lack every column added since; the upgrade's own leaf says what they took."""
+    import tarfile
+    with tarfile.open(Path(__file__).parents[1] / "data" / "store-0005.tar.gz") as tar:
+        tar.extractall(home, filter="tar")
+    monkeypatch.setenv("EVIDOCK_STATION_ID", "s1")
+    code, _, err = evidock("verify")
+    assert code == 1 and "schema 0005" in err  # a reader upgrades nothing
+    code, _, err = evidock("checkpoint")
+    assert code == 0, err
+    code, out, err = evidock("verify", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["ok"], report["problems"]
+    catalog = Catalog.open_readonly(f"sqlite:///{home / 'catalog.db'}")
+    try:
+        upgrades = [json.loads(leaf.body) for leaf in catalog.leaves()
+                    if leaf.kind == ledger.UPGRADE_KIND]
+    finally:
+        catalog.close()
+    assert [(u["payload"]["from"], u["payload"]["to"]) for u in upgrades] == [("0005", "0007")]
+    assert upgrades[0]["payload"]["columns"]["recording"]["sidecar"] is False
+    # and an edit of a row it upgraded is still caught
+    with sqlite3.connect(home / "catalog.db") as db:
+        db.execute("update recording set sidecar = 1")
+    assert ("row_differs", "recording 1") in problems()
+
+
+def test_the_columns_an_upgrade_names_are_every_column_added_since_the_ledger(
+        tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(ledger.__file__).with_name("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0004")
+        at_start = {name: {row[1] for row in conn.exec_driver_sql(f"pragma table_info({name})")}
+                    for name in ledger.TABLES}
+    engine.dispose()
+    added = {name: {c.name for c in cls.__table__.columns} - at_start[name]  # type: ignore
+             for name, cls in ledger.TABLES.items() if at_start[name]}
+    assert {t: set(c) for t, c in ledger.COLUMNS_ADDED.items()} == {
+        t: c for t, c in added.items() if c}
