@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest.dock import Summary
+from ingest.record import IngestRecord
 from ingest.verify import VerifyReport
 from storage.models import Explanation, Officer, Recording, Statement
 
@@ -18,6 +19,7 @@ def _t(moment: datetime | None) -> str | None:
 
 
 def recording_dict(row: Recording) -> dict[str, Any]:
+    record = IngestRecord.from_row(row)
     return {
         "id": row.id, "state": row.state, "agency": row.agency, "station": row.station_id,
         "session": row.session_id, "device": row.device_no, "officer": row.officer_no,
@@ -28,6 +30,8 @@ def recording_dict(row: Recording) -> dict[str, Any]:
         "start_from": row.start_from, "duration_s": row.duration_s, "important": row.important,
         "ingested_at": _t(row.ingested_at), "deadline": _t(row.deadline), "late": row.late,
         "vault_path": row.vault_path, "sidecar": row.sidecar, "attached_to": row.attached_to,
+        "record_format": record.fields()["format"], "clock_offset_s": row.clock_offset_s,
+        "recorder_start": _t(record.recorder_start), "recorder_end": _t(record.recorder_end),
         "media": json.loads(row.media_json) if row.media_json else None,
     }
 

@@ -23,13 +23,17 @@ def utc(text):
         "%Y-%m-%dT%H:%M:%S.%fZ")
 
 record = {
-    "format": "evidock-ingest-record/1", "station": row["station"],
+    "format": row["record_format"], "station": row["station"],
     "agency": row["agency"], "session": row["session"], "device": row["device"],
     "officer": row["officer"], "source_path": row["source_path"], "size": row["size"],
     "sha256": row["sha256"], "vault_path": row["vault_path"],
     "recording_start": utc(row["start"]), "recording_end": utc(row["end"]),
     "ingested_at": utc(row["ingested_at"]), "deadline": utc(row["deadline"]),
 }
+if record["format"] == "evidock-ingest-record/2":  # with the recorder's own times
+    record.update(clock_offset_s=row["clock_offset_s"],
+                  recorder_start=utc(row["recorder_start"]),
+                  recorder_end=utc(row["recorder_end"]))
 message = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 key.verify(base64.b64decode(row["signature"]), message.encode("ascii"))  # raises if wrong
 digest = hashlib.sha256(Path(sys.argv[3]).read_bytes()).hexdigest()

@@ -60,7 +60,8 @@ def _gaps(catalog: Catalog, session_id: str, opts: IngestOptions) -> Iterator[Ga
                 error=f"{gap.seconds:.0f} s with no stored playable clip of this recorder "
                       f"between recording {before.id} (ended {before.end:%Y-%m-%d %H:%M:%S} "
                       f"UTC) and recording {after.id} (started "
-                      f"{after.start:%Y-%m-%d %H:%M:%S} UTC), by the recorder's clock"
+                      f"{after.start:%Y-%m-%d %H:%M:%S} UTC), by the recorder's clock as corrected "
+                      "at each dock where its offset was measured"
                       + (", around an important-event recording" if gap.violation else ""),
                 action="both recordings are stored; officers must state why recording "
                        "stopped, and two or more sign"

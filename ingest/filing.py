@@ -30,7 +30,7 @@ from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
 from ingest.record import IngestRecord
-from ingest.rules import timing
+from ingest.rules import corrected, timing
 from storage.duties import Duties
 from storage.errors import CatalogError, VaultError
 from storage.hashing import hash_stream
@@ -227,8 +227,9 @@ class Filer:
         """Bytes already stored (and checked): a row of this name and times, sharing the file.
 
         Bytes held only in quarantine get a copy of their own, checked afresh."""
-        facts = Facts(twin.duration_s, twin.recording_start if twin.start_from == "metadata"
-                      else None, twin.media_json)
+        said = IngestRecord.from_row(twin).recorder_start  # as its recorder's clock said
+        facts = Facts(twin.duration_s, said if twin.start_from == "metadata" else None,
+                      twin.media_json)
         row = self._row(p, copy.sha256, copy.size, facts, twin.vault_path, "stored")
         try:
             self.st.catalog.add_recording(row, *self._who(p))
@@ -276,8 +277,8 @@ class Filer:
              state: str) -> Recording:
         now = self.st.clock()
         start, start_from = p.start, p.start_from
-        if start_from == "mtime" and media.creation_time is not None:
-            start, start_from = media.creation_time, "metadata"
+        if start_from == "mtime" and media.creation_time is not None:  # by the recorder's clock
+            start, start_from = corrected(media.creation_time, p.clock_offset_s), "metadata"
         duty = Duties(self.st.catalog).covering(p.officer, start)
         times = timing(start, media.duration_s, now, self.st.options.window_hours,
                        duty.returned_at if duty else None)
@@ -286,6 +287,7 @@ class Filer:
             device=p.device, officer=p.officer, source_path=p.entry.path, size=size,
             sha256=sha, recording_start=times.start, recording_end=times.end,
             ingested_at=now, deadline=times.deadline, vault_path=vault_path,
+            clock_offset_s=p.clock_offset_s,
         )
         officer_name, unit = self.names(p.officer)
         sidecar = is_sidecar(p.entry.name)
@@ -296,6 +298,7 @@ class Filer:
             officer_name=officer_name, unit=unit,
             source_size=p.entry.size, source_mtime_ns=p.entry.mtime_ns, size=size,
             sha256=sha, signature=self.st.key.sign(record.canonical()), key_id=self.st.key.key_id,
+            record_version=record.version, clock_offset_s=record.clock_offset_s,
             recording_start=times.start, recording_end=times.end, start_from=start_from,
             duration_s=media.duration_s, media_json=media.media_json,
             important=p.important, ingested_at=now, deadline=times.deadline, late=times.late,

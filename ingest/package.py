@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest.record import IngestRecord
+from ingest.record import RECORD_FORMAT, RECORD_FORMAT_V1, V2_FIELDS, IngestRecord
 from storage.models import Recording
 
 PACKAGE_FORMAT = "evidock-export/1"
@@ -42,7 +42,14 @@ SIGNED_COLUMNS: dict[str, str] = {
     "recording_end": "recording_end", "ingested_at": "ingested_at", "deadline": "deadline",
     "vault_path": "vault_path",
 }
-RECORD_FIELDS = ("format", *SIGNED_COLUMNS)
+#: A version 2 record also holds the offset (a column) and the recorder's own times,
+#: which are the corrected times plus the offset (no column of their own).
+SIGNED_COLUMNS_V2: dict[str, str] = {**SIGNED_COLUMNS, "clock_offset_s": "clock_offset_s"}
+#: format -> (its record_version, the fields its record has, exactly)
+RECORD_SHAPES: dict[str, tuple[int, frozenset[str]]] = {
+    RECORD_FORMAT_V1: (1, frozenset(("format", *SIGNED_COLUMNS))),
+    RECORD_FORMAT: (2, frozenset(("format", *SIGNED_COLUMNS_V2, *V2_FIELDS))),
+}
 
 #: Catalog data about a recording that is not signed (R6 keys added later, state, flags):
 #: manifest field -> recording column. Checked against the newest row image in the leaves.

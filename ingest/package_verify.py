@@ -14,9 +14,11 @@ docs/export-format.md ("What each failure means").
 from __future__ import annotations
 
 import hashlib
+import re
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +31,9 @@ from ingest.package import (
     PROOFS,
     PROOFS_FORMAT,
     PUBLIC_KEY,
-    RECORD_FIELDS,
+    RECORD_SHAPES,
     SIGNED_COLUMNS,
+    SIGNED_COLUMNS_V2,
     concerns,
     export_payload,
     records_row,
@@ -39,8 +42,7 @@ from ingest.package import (
 )
 from ingest.package_files import MAX_SMALL_FILE, FileChecks, describe
 from ingest.package_trust import resolve_keys, rotated
-from ingest.record import RECORD_FORMAT
-from storage.canonical import canonical_json
+from storage.canonical import canonical_json, utc_text
 from storage.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -369,9 +371,13 @@ class _Checker:
         if not isinstance(record, dict):
             self.problem("manifest", f"{where}: record", "is not an object")
             return
-        if sorted(record) != sorted(RECORD_FIELDS) or record.get("format") != RECORD_FORMAT:
+        shape = RECORD_SHAPES.get(record.get("format"))  # type: ignore[arg-type]
+        if shape is None or set(record) != shape[1]:
             self.problem("manifest", f"{where}: record",
-                         f"does not have exactly the fields of {RECORD_FORMAT}")
+                         f"format {describe(record.get('format'))}: not a record format, or "
+                         "not exactly its fields")
+        elif shape[0] == 2:
+            self._recorder_times(record, where)
         self._signature(entry, record, keys, where)
         for field_name in ("size", "sha256"):
             if entry.get(field_name) != record.get(field_name):
@@ -385,6 +391,22 @@ class _Checker:
                          f"{describe(record.get('vault_path'))}")
         self.files.file(name, record.get("sha256"), record.get("size"), f"{where}: file")
         self._leaves_of(rec_id, entry, record, where)
+
+    def _recorder_times(self, record: Mapping[str, Any], where: str) -> None:
+        """Version 2: the recorder's times are the corrected ones plus the offset."""
+        offset = record.get("clock_offset_s")
+        if offset is not None and (not isinstance(offset, int) or isinstance(offset, bool)):
+            self.problem("manifest", f"{where}: record.clock_offset_s",
+                         f"is {describe(offset)}, not a whole number of seconds or null")
+            return
+        for mine, theirs in (("recording_start", "recorder_start"),
+                             ("recording_end", "recorder_end")):
+            expected = _plus(record.get(mine), offset or 0)
+            if expected is None or record.get(theirs) != expected:
+                self.problem("manifest", f"{where}: record.{theirs}",
+                             f"is {describe(record.get(theirs))}, not {mine} "
+                             f"{describe(record.get(mine))} plus the clock offset "
+                             f"({describe(offset)} s)")
 
     def _signature(self, entry: Mapping[str, Any], record: dict[str, Any],
                    keys: Mapping[str, PublicKey], where: str) -> None:
@@ -452,8 +474,11 @@ class _Checker:
 
     def _row_matches(self, image: Mapping[str, Any], entry: Mapping[str, Any],
                      record: Mapping[str, Any], where: str, seq: int) -> None:
+        version = 2 if "clock_offset_s" in record else 1
         pairs = [(f"{where}.{name}", record.get(name), column)
-                 for name, column in SIGNED_COLUMNS.items()]
+                 for name, column in (SIGNED_COLUMNS_V2 if version == 2 else
+                                      SIGNED_COLUMNS).items()]
+        pairs.append((f"{where}.format", version, "record_version"))
         pairs += [(f"{where.removesuffix(': record')}: {name}", entry.get(name), name)
                   for name in ("signature", "key_id")]
         for subject, stated, column in pairs:
@@ -527,3 +552,16 @@ def verify_package(folder: Path, *, key: PublicKey | None = None,
         raise NotAPackage(f"{path} is not the manifest of an {PACKAGE_FORMAT} package")
     return _Checker(folder, manifest, data, key, vkey, on_file).run()
 
+
+CANONICAL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
+
+
+def _plus(text: object, seconds: int) -> str | None:
+    """A canonical UTC time ``seconds`` later, as canonical text; None if not one."""
+    if not isinstance(text, str) or not CANONICAL_TIME.fullmatch(text):
+        return None
+    try:
+        moment = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return utc_text(moment + timedelta(seconds=seconds))
+    except (ValueError, OverflowError):
+        return None

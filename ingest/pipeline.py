@@ -25,7 +25,7 @@ from ingest.explain import KINDS, needs_notice, rule_of, vault_fault_kind
 from ingest.filing import CatalogStopped, Filer
 from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
-from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, interruptions
+from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, clock_offset, corrected, interruptions
 from ingest.source import RecorderSource
 from ingest.talk import Said, converse
 from storage.canonical import canonical_json
@@ -110,7 +110,8 @@ class Dock:
             entries, skipped = volume.scan()
             opts = self.st.options
             plan = make_plan(entries, identity, opts.patterns, opts.zone,
-                             self._catalog(lambda: self.st.catalog.held_sources()))
+                             self._catalog(lambda: self.st.catalog.held_sources()),
+                             self.clock_offset_s)
             devices = {p.device for p in plan.to_copy + plan.already_held} - {UNKNOWN}
             device = identity.device or (next(iter(devices)) if len(devices) == 1 else None)
             self.summary.device = device
@@ -243,6 +244,11 @@ class Dock:
                          action="ingested anyway (evidence never stays behind); the custodian "
                                 "must register or check it")
 
+    @property
+    def clock_offset_s(self) -> int | None:
+        """What is taken off the times the recorder's clock gave (None: not measured)."""
+        return clock_offset(self.facts_said.get("clock_drift_s"))
+
     def _check_clock(self, device: str | None) -> None:
         drift = self.facts_said.get("clock_drift_s")
         if drift is None or abs(drift) <= CLOCK_DRIFT_LIMIT_S:
@@ -251,8 +257,9 @@ class Dock:
         self.explain("clock_drift", path=None, device=device,
                      error=f"recorder clock {drift:+.0f} s from the station",
                      action=("clock set; " if was_set else "clock not set; ")
-                     + "times in names and metadata recorded before this dock are off by this "
-                     "much")
+                     + f"the times of this dock's files and log entries are stored corrected "
+                     f"by {self.clock_offset_s:+d} s, with the recorder's own times beside them "
+                     "(right if its clock was not changed since they were recorded)")
 
     def _device_log(self, device: str | None, events: Sequence[LoggedEvent]) -> None:
         """R4: each interruption in the recorder's log explained once, across docks."""
@@ -266,17 +273,22 @@ class Dock:
             return
         cut = set(interruptions(events))
         quiet = []
+        offset = self.clock_offset_s
         for event in fresh:
             logged = LoggedDeviceEvent(device_no=device, at=event.at, kind=event.kind,
-                                       detail=event.detail, session_id=self.session_id)
+                                       detail=event.detail, session_id=self.session_id,
+                                       clock_offset_s=offset)
             if event not in cut:
                 quiet.append(logged)
                 continue
-            rec = self._catalog(lambda e=event: catalog.recording_covering(device, e.at))
+            at = corrected(event.at, offset)
+            rec = self._catalog(lambda m=at: catalog.recording_covering(device, m))
             self.explain(
                 "recording_interrupted", path=rec.source_path if rec else None, device=device,
                 recording_id=rec.id if rec else None, device_events=[logged],
-                error=f"{event.kind} at {event.at:%Y-%m-%d %H:%M:%S} UTC"
+                error=f"{event.kind} at {at:%Y-%m-%d %H:%M:%S} UTC"
+                      + (f" (the recorder's clock said {event.at:%Y-%m-%d %H:%M:%S})" if offset else
+                         "" if offset == 0 else " by the recorder's clock, its offset unknown")
                       + (f" ({event.detail})" if event.detail else "")
                       + (f", during recording {rec.id}" if rec else
                          ", in no recording the catalog holds"),

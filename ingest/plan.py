@@ -9,6 +9,7 @@ from datetime import UTC, datetime, tzinfo
 
 from devices.volume import SourceEntry
 from ingest.naming import parse_name
+from ingest.rules import corrected
 
 UNKNOWN = "UNKNOWN"
 
@@ -36,11 +37,14 @@ class PlannedFile:
     entry: SourceEntry
     device: str
     officer: str
-    start: datetime  # UTC
+    start: datetime  # UTC, corrected by clock_offset_s
     start_from: str  # "filename" or "mtime"
     important: bool
     name_device: str | None  # what the file name says, when it says anything
     name_officer: str | None
+    # the recorder's clock minus the station's (whole seconds), taken off the recorder's
+    # times; None: unknown, the times are the recorder's
+    clock_offset_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Plan:
 
 
 def plan_file(entry: SourceEntry, identity: Identity, patterns: Sequence[re.Pattern[str]],
-              zone: tzinfo | None) -> PlannedFile:
+              zone: tzinfo | None, clock_offset_s: int | None = None) -> PlannedFile:
     info = parse_name(entry.name, patterns, zone)
     if info is not None:
         start, start_from = info.start.astimezone(UTC), "filename"
@@ -66,11 +70,12 @@ def plan_file(entry: SourceEntry, identity: Identity, patterns: Sequence[re.Patt
         entry=entry,
         device=identity.device or name_device or identity.given_device or UNKNOWN,
         officer=name_officer or identity.officer or identity.given_officer or UNKNOWN,
-        start=start,
+        start=corrected(start, clock_offset_s),
         start_from=start_from,
         important=bool(info and info.important),
         name_device=name_device,
         name_officer=name_officer,
+        clock_offset_s=clock_offset_s,
     )
 
 
@@ -90,9 +95,9 @@ def looks_like_recorder(entries: Iterable[SourceEntry],
 
 def make_plan(entries: Iterable[SourceEntry], identity: Identity,
               patterns: Sequence[re.Pattern[str]], zone: tzinfo | None,
-              held: set[tuple[str, str, int, int]]) -> Plan:
+              held: set[tuple[str, str, int, int]], clock_offset_s: int | None = None) -> Plan:
     """Oldest first; files the catalog holds (same device, path, size, mtime) set aside."""
-    planned = [plan_file(e, identity, patterns, zone) for e in entries]
+    planned = [plan_file(e, identity, patterns, zone, clock_offset_s) for e in entries]
     planned.sort(key=lambda p: (p.start, p.entry.raw_path))
     to_copy: list[PlannedFile] = []
     already: list[PlannedFile] = []

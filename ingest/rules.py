@@ -25,6 +25,18 @@ def timing(start: datetime, duration_s: float | None, ingested_at: datetime,
     return Timing(start=start, end=end, deadline=deadline, late=ingested_at > deadline)
 
 
+def clock_offset(drift_s: float | None) -> int | None:
+    """The offset taken off a recorder's times: its measured drift (its clock minus the
+    station's) in whole seconds, to the nearest (halves to even), as its clock reads whole
+    seconds; None when the drift is unknown."""
+    return None if drift_s is None else round(drift_s)
+
+
+def corrected(moment: datetime, offset_s: int | None) -> datetime:
+    """A time by the recorder's clock, as the station's clock would have said it."""
+    return moment if offset_s is None else moment - timedelta(seconds=offset_s)
+
+
 # Device-log events that stop or endanger a recording (R4).
 INTERRUPTING = {"low_battery", "storage_full", "fault", "power_off"}
 CLOCK_DRIFT_LIMIT_S = 30.0

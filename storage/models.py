@@ -135,7 +135,7 @@ class Recording(SQLModel, table=True):
     sha256: str = Field(index=True)
     signature: str
     key_id: str
-    record_version: int = 1
+    record_version: int = 2  # of the signed ingest record (ingest/record.py)
     recording_start: datetime = utc_field(index=True)
     recording_end: datetime = utc_field()
     start_from: str  # "filename", "metadata" or "mtime": where the start time came from

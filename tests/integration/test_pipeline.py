@@ -17,13 +17,16 @@ import pytest
 from agent.settings import Settings
 from agent.station import open_station
 from devices.events import RecorderInfo
+from devices.media import ShiftPlan, record_shift
 from devices.protocol import DeviceEvent
 from devices.simulator import SimState, SimulatedRecorder
 from devices.source import DockedRecorder
 from ingest.dock import IngestContext, Summary
 from ingest.pipeline import Dock
+from ingest.record import IngestRecord
 from ingest.recovery import recover
 from ingest.verify import verify_store
+from storage.models import LoggedDeviceEvent
 from tests.conftest import SHIFT_END, ZONE, Clock
 
 # Where the tests' recordings sit on the recorder's own (local, naive) clock.
@@ -271,3 +274,41 @@ def test_a_recovery_killed_before_closing_explains_the_dock_once(
     assert dock.finished_at is not None
     kinds = [e.kind for e in station.catalog.explanations(session_id=dock.session_id)]
     assert kinds.count("dock_interrupted") == 1, kinds
+
+
+TEN_YEARS = timedelta(days=3652)
+
+
+def test_a_recorder_clock_ten_years_behind_is_corrected_with_its_own_times_kept(
+        station: IngestContext, tmp_path: Path, clock: Clock) -> None:
+    """Its names, metadata and log say 2016; the station knows the shift ended an hour ago."""
+    volume = tmp_path / "recorder"
+    record_shift(volume, ShiftPlan(), SHIFT_END - TEN_YEARS, ZONE)
+    events = [DeviceEvent(e.at - TEN_YEARS, e.kind, e.detail)
+              for e in log_with_an_interruption()]
+    state = SimState(drift=-TEN_YEARS, events=list(events))
+    sim = SimulatedRecorder(volume, state, zone=ZONE, now=lambda: clock().astimezone(ZONE))
+    with sim:
+        summary = dock(station, sim)
+    assert summary.error is None
+    found = kinds(summary)
+    assert "clock_drift" in found and "late_ingest" not in found
+    assert "implausible_time" not in found
+    offset = int(-TEN_YEARS.total_seconds())
+    rows = station.catalog.recordings()
+    assert len(rows) == 6
+    for row in rows:
+        assert row.clock_offset_s == offset and row.record_version == 2
+        assert SHIFT_END - timedelta(hours=2) <= row.recording_start <= SHIFT_END
+        assert row.deadline == row.recording_end + timedelta(hours=24) and not row.late
+        record = IngestRecord.from_row(row)
+        signed = json.loads(record.canonical())
+        assert signed["recorder_start"].startswith("2016-") and signed["clock_offset_s"] == offset
+        assert station.key.public.verify(row.signature, record.canonical())
+    assert {r.start_from for r in rows} >= {"filename"}
+    [cut] = [e for e in summary.explanations if e.kind == "recording_interrupted"]
+    assert cut.recording_id is not None and "the recorder's clock said 2016-" in cut.error
+    [logged] = [e for e in station.catalog.rows(LoggedDeviceEvent) if e.kind == "low_battery"]
+    assert logged.at.year == 2016 and logged.clock_offset_s == offset  # as the recorder said
+    report = verify_store(station.catalog, station.vault, {station.key.key_id: station.key.public})
+    assert report.ok, report.problems

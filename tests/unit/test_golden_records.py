@@ -15,6 +15,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +36,8 @@ DOCS = Path(__file__).parents[2] / "docs"
 KEY = StationKey(Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
 CLIP = b"evidock golden clip: these bytes stand for a recording\n"
 
-RECORD = IngestRecord(
+# A version 1 record (signed before recorder clocks were corrected): still rebuilt as it was.
+RECORD_V1 = IngestRecord(
     station="station-1", agency="测试公安局 Test PSB",
     session="6d2c1f0e-0000-4000-8000-000000000001",
     device="ZFY0001", officer="100231",
@@ -47,7 +49,15 @@ RECORD = IngestRecord(
     deadline=datetime(2026, 11, 21, 8, 0, 4, tzinfo=UTC),
     vault_path="files/Test_PSB/ZFY0001/2026-11-20/"
                "ZFY0001_100231_20261120T080000Z_DSJ_ZFY0001_100231_20261120_160000.MP4",
+    version=1,
 )
+# The same recording from a recorder whose clock was 3.5 s slow (-3.5 rounds to -4): its
+# name says 15:59:56 Asia/Shanghai, the corrected start is 08:00:00 UTC.
+RECORD = replace(
+    RECORD_V1, version=2, clock_offset_s=-4,
+    source_path="DCIM/100MEDIA/DSJ_ZFY0001_100231_20261120_155956.MP4",
+    vault_path="files/Test_PSB/ZFY0001/2026-11-20/"
+               "ZFY0001_100231_20261120T080000Z_DSJ_ZFY0001_100231_20261120_155956.MP4")
 
 LEAVES = [  # (at, (kind, subject, payload), changes)
     (datetime(2026, 11, 20, 11, 0, tzinfo=UTC), ("station", "station-1", {"key_id": "k"}),
@@ -63,19 +73,38 @@ LEAVES = [  # (at, (kind, subject, payload), changes)
 
 
 def summary() -> Summary:
-    s = Summary(session_id=RECORD.session, source="/dev/sdb1 (ZFY0001)",
+    s = Summary(session_id=RECORD_V1.session, source="/dev/sdb1 (ZFY0001)",
                 started_at=datetime(2026, 11, 20, 11, 5, tzinfo=UTC),
                 finished_at=datetime(2026, 11, 20, 11, 6, 30, 5, tzinfo=UTC),
                 bytes_stored=len(CLIP), files_stored=1, cleared="not_sent",
                 recorder={"usb_serial": "SN-1", "clock_drift_s": -3, "clock_set": True,
                           "battery_percent": 64, "log_events": 2})
-    s.outcomes.append(FileOutcome(RECORD.source_path, "stored", 1, RECORD.vault_path))
+    s.outcomes.append(FileOutcome(RECORD_V1.source_path, "stored", 1, RECORD_V1.vault_path))
     s.outcomes.append(FileOutcome("DCIM/100MEDIA/X.MP4", "quarantined", 2, "quarantine/x",
                                   "media_truncated"))
     s.explanations.append(Explanation(
         id=7, kind="media_truncated", rule="R3", source_path="DCIM/100MEDIA/X.MP4",
         error="仅读到 46/100 个视频包", action="kept in quarantine"))
     return s
+
+
+def shown(record: IngestRecord) -> dict[str, object]:
+    """The fields of `evidock show ID --json` that docs/check_record.py reads."""
+    fields = record.fields()
+    show: dict[str, object] = {
+        "station": record.station, "agency": record.agency, "session": record.session,
+        "device": record.device, "officer": record.officer, "source_path": record.source_path,
+        "size": record.size, "sha256": record.sha256, "vault_path": record.vault_path,
+        "start": record.recording_start.isoformat(), "end": record.recording_end.isoformat(),
+        "ingested_at": record.ingested_at.isoformat(), "deadline": record.deadline.isoformat(),
+        "signature": KEY.sign(record.canonical()), "key_id": KEY.key_id,
+        "record_format": fields["format"],
+    }
+    if record.version == 2:
+        show.update(clock_offset_s=record.clock_offset_s,
+                    recorder_start=record.recorder_start.isoformat(),
+                    recorder_end=record.recorder_end.isoformat())
+    return show
 
 
 def build() -> dict[str, bytes]:
@@ -89,14 +118,6 @@ def build() -> dict[str, bytes]:
     point = make_checkpoint("evidock/station-1", tree.size, tree.root(), "evidock/station-1",
                             KEY.private)
     summary_body = canonical_json(summary().to_dict())
-    show = {  # the fields of `evidock show ID --json` that docs/check_record.py reads
-        "station": RECORD.station, "agency": RECORD.agency, "session": RECORD.session,
-        "device": RECORD.device, "officer": RECORD.officer, "source_path": RECORD.source_path,
-        "size": RECORD.size, "sha256": RECORD.sha256, "vault_path": RECORD.vault_path,
-        "start": RECORD.recording_start.isoformat(), "end": RECORD.recording_end.isoformat(),
-        "ingested_at": RECORD.ingested_at.isoformat(), "deadline": RECORD.deadline.isoformat(),
-        "signature": KEY.sign(body), "key_id": KEY.key_id,
-    }
     text = json.dumps
     return {
         "station.pub": KEY.public.pem().encode("ascii"),
@@ -104,7 +125,11 @@ def build() -> dict[str, bytes]:
         "clip.bin": CLIP,
         "ingest-record.canonical": body,
         "ingest-record.sig": KEY.sign(body).encode("ascii") + b"\n",
-        "show.json": text(show, indent=2, ensure_ascii=False).encode("utf-8") + b"\n",
+        "ingest-record-v1.canonical": RECORD_V1.canonical(),
+        "ingest-record-v1.sig": KEY.sign(RECORD_V1.canonical()).encode("ascii") + b"\n",
+        "show.json": text(shown(RECORD), indent=2, ensure_ascii=False).encode("utf-8") + b"\n",
+        "show-v1.json": text(shown(RECORD_V1), indent=2, ensure_ascii=False).encode("utf-8")
+        + b"\n",
         "session-summary.canonical": summary_body,
         "session-summary.sig": KEY.sign(summary_body).encode("ascii") + b"\n",
         "ledger-leaves.json": text(chain, indent=2).encode("ascii") + b"\n",
@@ -122,17 +147,25 @@ def test_the_code_makes_the_golden_bytes(name: str) -> None:
         f"{name} differs from tests/data/records/{name}: a wire or record format changed")
 
 
-def test_a_catalog_row_rebuilds_the_golden_record_and_its_signature_checks() -> None:
+@pytest.mark.parametrize(("record", "name"), [(RECORD, "ingest-record"),
+                                              (RECORD_V1, "ingest-record-v1")])
+def test_a_catalog_row_rebuilds_the_golden_record_and_its_signature_checks(
+        record: IngestRecord, name: str) -> None:
     row = Recording(
-        session_id=RECORD.session, station_id=RECORD.station, agency=RECORD.agency,
-        device_no=RECORD.device, officer_no=RECORD.officer, source_path=RECORD.source_path,
-        source_size=RECORD.size, source_mtime_ns=0, size=RECORD.size, sha256=RECORD.sha256,
-        signature=(DATA / "ingest-record.sig").read_text().strip(), key_id=KEY.key_id,
-        recording_start=RECORD.recording_start, recording_end=RECORD.recording_end,
-        start_from="filename", ingested_at=RECORD.ingested_at, deadline=RECORD.deadline,
-        vault_path=RECORD.vault_path)
+        session_id=record.session, station_id=record.station, agency=record.agency,
+        device_no=record.device, officer_no=record.officer, source_path=record.source_path,
+        source_size=record.size, source_mtime_ns=0, size=record.size, sha256=record.sha256,
+        signature=(DATA / f"{name}.sig").read_text().strip(), key_id=KEY.key_id,
+        recording_start=record.recording_start, recording_end=record.recording_end,
+        start_from="filename", ingested_at=record.ingested_at, deadline=record.deadline,
+        vault_path=record.vault_path, record_version=record.version,
+        clock_offset_s=record.clock_offset_s)
     body = IngestRecord.from_row(row).canonical()
-    assert body == (DATA / "ingest-record.canonical").read_bytes()
+    assert body == (DATA / f"{name}.canonical").read_bytes()
+    if record.version == 2:
+        said = json.loads(body)
+        assert (said["recorder_start"], said["clock_offset_s"]) == (
+            "2026-11-20T07:59:56.000000Z", -4)
     public = PublicKey.from_pem((DATA / "station.pub").read_text())
     assert public.key_id == (DATA / "key_id.txt").read_text().strip()
     assert public.verify(row.signature, body)
@@ -164,13 +197,16 @@ def run_checker(show: Path, file: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, check=False, timeout=60)
 
 
-def test_the_documented_checker_accepts_the_golden_record() -> None:
-    done = run_checker(DATA / "show.json", DATA / "clip.bin")
+@pytest.mark.parametrize("show", ["show.json", "show-v1.json"])
+def test_the_documented_checker_accepts_the_golden_record(show: str) -> None:
+    done = run_checker(DATA / show, DATA / "clip.bin")
     assert done.returncode == 0 and "signature good; file matches" in done.stdout, done.stderr
 
 
-@pytest.mark.parametrize(("field", "value"), [("officer", "100232"), ("size", 1),
-                                              ("start", "2026-11-20T08:00:01+00:00")])
+@pytest.mark.parametrize(("field", "value"), [
+    ("officer", "100232"), ("size", 1), ("start", "2026-11-20T08:00:01+00:00"),
+    ("clock_offset_s", -3), ("recorder_start", "2026-11-20T08:00:00+00:00"),
+    ("record_format", "evidock-ingest-record/1")])
 def test_the_documented_checker_refuses_an_edited_record(tmp_path: Path, field: str,
                                                          value: object) -> None:
     show = json.loads((DATA / "show.json").read_text())

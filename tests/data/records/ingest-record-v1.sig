@@ -1,0 +1,1 @@
+5TZ0HZNBZr90s60JjafL6opOYux24ivrH+VywgKVSmXefJ2RJpkhTbv905iRXvOy/LfoIdk23esAKN8hQbcBCA==
