@@ -31,6 +31,7 @@ from agent.cliutil import (
     say,
     settings_of,
     setup_logging,
+    when,
 )
 from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
@@ -112,11 +113,13 @@ def _root(
         "/etc/evidock/evidock.toml")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log progress")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    utc: Annotated[bool, typer.Option("--utc", help="show times in UTC, not in the "
+                                      "station's zone (JSON output is always UTC)")] = False,
 ) -> None:
     setup_logging(logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING)
     if not debug:
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    ctx.obj = State(config)
+    ctx.obj = State(config, utc)
 
 
 # config ----------------------------------------------------------------------
@@ -128,7 +131,9 @@ def config_show(ctx: typer.Context,
     settings = settings_of(ctx)
     data = settings.model_dump(mode="json")
     data.update(catalog_url=settings.catalog_url, vault_dir=str(settings.vault_dir),
-                key_file=str(settings.key_file))
+                key_file=str(settings.key_file), station_zone=settings.station_zone_name,
+                times_shown_in="UTC" if ctx.ensure_object(State).utc
+                else settings.station_zone_name)
     if as_json:
         emit_json(data)
         return
@@ -262,14 +267,14 @@ def ingest(
 
 def _log_table(rows: Sequence[dict[str, Any]]) -> Table:
     table = Table(show_lines=False)
-    for column in ("id", "start (UTC)", "device", "officer", "file", "size", "sha256",
-                   "deadline (UTC)", "late", "state", "case"):
+    for column in ("id", "start", "device", "officer", "file", "size", "sha256",
+                   "deadline", "late", "state", "case"):
         table.add_column(column, overflow="fold")
     for r in rows:  # Text, not str: recorder text is escaped and never taken as rich markup
         table.add_row(*(Text(cell) for cell in (
-            str(r["id"]), r["start"][:19], shown(r["device"]), shown(r["officer"]),
+            str(r["id"]), when(r["start"]), shown(r["device"]), shown(r["officer"]),
             shown(r["source_path"].rsplit("/", 1)[-1]), f"{r['size']:,}", r["sha256"][:12],
-            r["deadline"][:19], "LATE" if r["late"] else "", r["state"],
+            when(r["deadline"]), "LATE" if r["late"] else "", r["state"],
             shown(r["case"]) if r["case"] else "")))
     return table
 
@@ -322,6 +327,7 @@ def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")
         return
     for key, value in data.items():  # recorder text escaped; --json above stays exact
         text = (render.shown_json(value) if isinstance(value, dict | list)
+                else when(value) if key in render.TIME_FIELDS and value
                 else shown(value, limit=_SHOW_LIMIT) if isinstance(value, str) else value)
         out.print(f"{key:13} {text}", highlight=False, markup=False)
 
@@ -492,7 +498,7 @@ def status(ctx: typer.Context,
         emit_json(data)
         return
     say(f"daemon pid {data['pid']}, station {shown(str(data['station']))}, "
-        f"since {shown(str(data['started_at']))}")
+        f"since {when(data['started_at'])}")
     for label, rows in (("docked", data["docked"]), ("recent", data["recent"][:5])):
         say(f"{label}:" if rows else f"{label}: none")
         for r in rows:  # serials, device numbers and errors come from recorders: escaped
@@ -506,7 +512,7 @@ def status(ctx: typer.Context,
         return
     say(f"open storage faults and violations (R3): {len(attention) or 'none'}")
     for e in attention[-10:]:
-        say(f"  #{e['id']} {e['occurred_at'][:19]} {shown(e['kind'])} device "
+        say(f"  #{e['id']} {when(e['occurred_at'])} {shown(e['kind'])} device "
             f"{shown(e['device'] or '?')}: {shown(e['error'], limit=200)}")
     if len(attention) > 10:
         say("  ... `evidock explain list --open --rule R3` lists them all")

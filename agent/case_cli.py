@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.cliutil import emit_json, moment_of, say, settings_of
+from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.station import open_reader, open_station
 from storage.cases import FILING_DAYS, Cases, CaseState
 from storage.errors import UsageError
@@ -47,7 +47,7 @@ def close(ctx: typer.Context, case_no: CaseNo, by: By, ended_at: Annotated[str, 
         station.close()
     due = case.ended_at + timedelta(days=FILING_DAYS)
     say(f"case {shown(case_no)} closed: its records are due in the case file by "
-        f"{due:%Y-%m-%d %H:%M:%S} UTC")
+        f"{when(due)}")
 
 
 @case_app.command("file")
@@ -79,6 +79,6 @@ def list_cases(ctx: typer.Context,
         say("(none)")
     for r in rows:
         say(f"{shown(r['case'])}: {r['recordings']} recording(s), {r['status']}"
-            + (f", ended {r['ended_at'][:19]}, due {r['due'][:19]}" if r["ended_at"] else "")
-            + (f", filed {r['filed_at'][:19]} by {shown(r['filed_by'])}" if r["filed_at"]
+            + (f", ended {when(r['ended_at'])}, due {when(r['due'])}" if r["ended_at"] else "")
+            + (f", filed {when(r['filed_at'])} by {shown(r['filed_by'])}" if r["filed_at"]
                else ""))

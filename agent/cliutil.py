@@ -8,9 +8,10 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -24,11 +25,35 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 @dataclass
 class State:
     config: Path | None
+    utc: bool = False  # --utc: times shown in UTC, not the station's zone
+
+
+# The zone this command shows times in: the station's once its settings are read.
+_shown_zone: tzinfo = UTC
 
 
 def settings_of(ctx: typer.Context) -> Settings:
+    global _shown_zone
     state: State = ctx.ensure_object(State)
-    return load_settings(state.config)
+    settings = load_settings(state.config)
+    _shown_zone = UTC if state.utc else ZoneInfo(settings.station_zone_name)
+    return settings
+
+
+def when(value: datetime | str | None, missing: str = "?") -> str:
+    """A time as commands show it: in the station's zone with its offset (``+08:00``), or
+    in UTC (``UTC``) with --utc. ``value`` is a datetime or ISO 8601 text with an offset."""
+    if value is None:
+        return missing
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    try:
+        local = moment.astimezone(_shown_zone)
+    except OverflowError:  # beyond year 9999 in the zone: shown in UTC
+        return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    if _shown_zone is UTC:
+        return f"{local:%Y-%m-%d %H:%M:%S} UTC"
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M:%S} {offset[:3]}:{offset[3:5]}"
 
 
 def emit_json(data: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.cliutil import emit_json, moment_of, say, settings_of
+from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.station import open_reader, open_station
 from ingest.overdue import late_unexplained, undocked
 from storage.duties import Duties
@@ -54,7 +54,7 @@ def declare(ctx: typer.Context,
     finally:
         station.close()
     say(f"duty {duty.id} of officer {shown(officer)} declared: recordings made during it are "
-        f"due {settings.deadline_hours:g} h after {back:%Y-%m-%d %H:%M:%S} UTC")
+        f"due {settings.deadline_hours:g} h after {when(back)}")
 
 
 @duty_app.command("list")
@@ -67,8 +67,8 @@ def list_duties(ctx: typer.Context,
         emit_json(rows)
         return
     for r in rows:
-        say(f"#{r['id']} officer {shown(r['officer'])} {r['from'][:19]} .. {r['until'][:19]}, "
-            f"back {r['returned_at'][:19]}: {shown(r['reason'], limit=200)}")
+        say(f"#{r['id']} officer {shown(r['officer'])} {when(r['from'])} .. "
+            f"{when(r['until'])}, back {when(r['returned_at'])}: {shown(r['reason'], limit=200)}")
 
 
 def overdue(ctx: typer.Context, as_json: Json = False) -> None:
@@ -95,12 +95,12 @@ def overdue(ctx: typer.Context, as_json: Json = False) -> None:
     say(f"late recordings with no completed explanation: {len(late) or 'none'}")
     for r in data["late_recordings"]:
         say(f"  recording {r['recording']} device {shown(r['device'])} officer "
-            f"{shown(r['officer'])}: due {r['deadline'][:19]}, stored {r['ingested_at'][:19]}"
+            f"{shown(r['officer'])}: due {when(r['deadline'])}, stored {when(r['ingested_at'])}"
             + (f"; explanation #{r['explanation']} is open" if r["explanation"] else
                "; no explanation recorded"))
     say(f"recorders not docked for more than {settings.deadline_hours:g} h: "
         f"{len(silent) or 'none'}")
     for r in data["undocked_recorders"]:
         say(f"  {shown(r['device'])} (officer {shown(r['officer'])}): last docked "
-            f"{r['last_docked'][:19]}, {r['hours']:g} h ago; whether it holds recordings is "
+            f"{when(r['last_docked'])}, {r['hours']:g} h ago; whether it holds recordings is "
             "unknown (evidock keeps no shift roster)")

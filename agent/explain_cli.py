@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from agent import render
-from agent.cliutil import emit_json, moment_of, say, settings_of
+from agent.cliutil import emit_json, moment_of, say, settings_of, when
+from agent.render import TIME_FIELDS
 from agent.settings import Settings, local_zone_name
 from agent.station import open_reader, open_station
 from ingest.explain import Reason, check_signers
@@ -40,7 +41,7 @@ def list_explanations(ctx: typer.Context, flt: ExplanationFilter, as_json: bool)
         return
     for r in rows:  # recorder text escaped: one explanation is always these two lines
         where = shown(r["source_path"]) if r["source_path"] else "(recorder)"
-        say(f"#{r['id']} {r['occurred_at'][:19]} [{shown(r['rule'])} {shown(r['kind'])}] "
+        say(f"#{r['id']} {when(r['occurred_at'])} [{shown(r['rule'])} {shown(r['kind'])}] "
             f"{shown(r['status'])} device {shown(r['device'])} {where}: "
             f"{shown(r['error'], limit=_SHOW_LIMIT)}")
         say(f"    -> {shown(r['action'], limit=_SHOW_LIMIT)}")
@@ -97,11 +98,12 @@ def show_cmd(ctx: typer.Context, explanation_id: Id, as_json: Json = False) -> N
         return
     for key, value in data.items():
         if key != "statements":
-            say(f"{key:13} {shown(str(value), limit=_SHOW_LIMIT) if value is not None else '-'}")
+            say(f"{key:13} " + ("-" if value is None else when(value) if key in TIME_FIELDS
+                                else shown(str(value), limit=_SHOW_LIMIT)))
     for st in statements:
         signed = ", ".join(f"{s['officer']} {s['name'] or ''}".strip() + f" ({s['role']})"
                            for s in st["signers"])
-        say(f"statement #{st['id']} {st['made_at'][:19]} reason {st['reason']}"
+        say(f"statement #{st['id']} {when(st['made_at'])} reason {st['reason']}"
             + (f", corrects #{st['corrects']}" if st["corrects"] else "")
             + f"; signed by {shown(signed)}")
         say(f"    {shown(st['text'], limit=_SHOW_LIMIT)}")

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cliutil import emit_json, out, say, settings_of
+from agent.cliutil import emit_json, out, say, settings_of, when
+from agent.render import TIME_FIELDS
 from agent.station import open_reader, open_station
 from ingest.explain import Role
 from storage.errors import UsageError
@@ -177,15 +178,16 @@ def show_device(ctx: typer.Context,
         return
     for key, value in row.items():
         if key not in ("log", "docks"):
-            say(f"{key:14} {shown(value) if isinstance(value, str) else value}")
+            say(f"{key:14} " + (when(value) if key in TIME_FIELDS and value else
+                                shown(value) if isinstance(value, str) else str(value)))
     say(f"log ({len(row['log']) or 'empty'}):")
     for n in row["log"]:
-        say(f"  {n['at'][:19]} {n['kind']:14} by {shown(n['by'])}"
+        say(f"  {when(n['at'])} {n['kind']:14} by {shown(n['by'])}"
             + (f" officer {shown(n['officer'])}" if n["officer"] else "")
             + (f": {shown(n['note'], limit=300)}" if n["note"] else ""))
     say(f"last docks ({len(row['docks']) or 'none'}):")
     for d in row["docks"]:
-        say(f"  {(d['started_at'] or '?')[:19]} battery "
+        say(f"  {when(d['started_at'])} battery "
             + (f"{d['battery_pct']}%" if d["battery_pct"] is not None else "unknown")
             + ", clock " + (f"{d['clock_drift_s']:+.0f} s" if d["clock_drift_s"] is not None
                             else "unknown") + f", {d['files_stored']} files stored"

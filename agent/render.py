@@ -13,6 +13,13 @@ from ingest.record import IngestRecord
 from ingest.verify import VerifyReport
 from storage.models import Explanation, Officer, Recording, Statement
 
+#: Fields of the dicts below (and of the other commands' JSON) that hold times.
+TIME_FIELDS = frozenset((
+    "start", "end", "recorder_start", "recorder_end", "ingested_at", "deadline",
+    "occurred_at", "made_at", "registered_at", "retired_at", "first_seen", "last_seen",
+    "started_at", "finished_at", "at", "from", "until", "returned_at", "declared_at",
+    "ended_at", "due", "filed_at", "closed_at"))
+
 
 def _t(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None

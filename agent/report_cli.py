@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cliutil import emit_json, moment_of, out, say, settings_of
+from agent.cliutil import emit_json, moment_of, out, say, settings_of, when
 from agent.station import open_reader
 from ingest.report import Line, build, to_csv, year_cases
 from storage.catalog import LogFilter
@@ -86,15 +86,16 @@ def report(
             say(f"cases of {year}: {len(rows)}")
             for r in rows:
                 say(f"  {shown(r['case'])}: {r['recordings']} recording(s), "
-                    f"{r['first'][:10]} .. {r['last'][:10]}"
-                    + (f", ended {r['ended_at'][:10]}" if r["ended_at"] else ", not closed")
-                    + (f", filed {r['filed_at'][:10]}" if r["filed_at"] else ""))
+                    f"{when(r['first'])[:10]} .. {when(r['last'])[:10]}"
+                    + (f", ended {when(r['ended_at'])[:10]}" if r["ended_at"] else
+                       ", not closed")
+                    + (f", filed {when(r['filed_at'])[:10]}" if r["filed_at"] else ""))
         return
     made = build(str(by), catalog.recordings(LogFilter(since=start, until=end)),
                  catalog.rows(Explanation), catalog.rows(DeviceNote), start, end)
-    period = (f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M}" if start and end else
-              f"from {start:%Y-%m-%d %H:%M}" if start else
-              f"before {end:%Y-%m-%d %H:%M}" if end else "everything")
+    period = (f"{when(start)} .. {when(end)}" if start and end else
+              f"from {when(start)}" if start else f"before {when(end)}" if end else
+              "everything")
     if as_json:
         emit_json({"by": made.by, "from": start.isoformat() if start else None,
                    "to": end.isoformat() if end else None,

@@ -243,6 +243,16 @@ class Settings(BaseModel):
     def zone(self) -> ZoneInfo | None:
         return ZoneInfo(self.timezone) if self.timezone else None
 
+    @property
+    def station_zone_name(self) -> str:
+        """The zone commands show times in (``local_zone_name``; UTC if it is unknown)."""
+        name = local_zone_name(self.timezone)
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            return "UTC"  # e.g. TZ=CST-8, a POSIX rule and not a zone name
+        return name
+
 
 _ENV_PREFIX = "EVIDOCK_"
 _ENV_SKIP = {"EVIDOCK_CONFIG", "EVIDOCK_HOME"}  # handled separately

@@ -376,7 +376,8 @@ class _Checker:
             self.problem("manifest", f"{where}: record",
                          f"format {describe(record.get('format'))}: not a record format, or "
                          "not exactly its fields")
-        elif shape[0] == 2:
+        version = shape[0] if shape is not None else None
+        if version == 2:
             self._recorder_times(record, where)
         self._signature(entry, record, keys, where)
         for field_name in ("size", "sha256"):
@@ -390,7 +391,7 @@ class _Checker:
                          f"is {describe(name)}, the signed record's vault_path is "
                          f"{describe(record.get('vault_path'))}")
         self.files.file(name, record.get("sha256"), record.get("size"), f"{where}: file")
-        self._leaves_of(rec_id, entry, record, where)
+        self._leaves_of(rec_id, entry, record, version, where)
 
     def _recorder_times(self, record: Mapping[str, Any], where: str) -> None:
         """Version 2: the recorder's times are the corrected ones plus the offset."""
@@ -433,7 +434,7 @@ class _Checker:
                          f"{key.key_id}): a field of the record was changed")
 
     def _leaves_of(self, rec_id: int, entry: Mapping[str, Any], record: Mapping[str, Any],
-                   where: str) -> None:
+                   version: int | None, where: str) -> None:
         items = entry.get("leaves")
         if not isinstance(items, list) or not items:
             self.problem("manifest", f"{where}: leaves", "lists no ledger leaf")
@@ -458,7 +459,7 @@ class _Checker:
                 self.problem("leaf_row", at, f"the first leaf ({seq}) does not record "
                              f"recording {rec_id}'s row")
             if image is not None:
-                self._row_matches(image, entry, record, f"{where}: record", seq)
+                self._row_matches(image, entry, record, version, f"{where}: record", seq)
                 last_image = (seq, image)
         if last_image is not None:
             seq, image = last_image
@@ -473,16 +474,19 @@ class _Checker:
                                  f"({seq}) recorded {describe(image.get(column))}")
 
     def _row_matches(self, image: Mapping[str, Any], entry: Mapping[str, Any],
-                     record: Mapping[str, Any], where: str, seq: int) -> None:
-        version = 2 if "clock_offset_s" in record else 1
+                     record: Mapping[str, Any], version: int | None, where: str,
+                     seq: int) -> None:
+        """Step 8.7; the version is the record's ``format``'s (None: no record format)."""
         pairs = [(f"{where}.{name}", record.get(name), column)
                  for name, column in (SIGNED_COLUMNS_V2 if version == 2 else
                                       SIGNED_COLUMNS).items()]
-        pairs.append((f"{where}.format", version, "record_version"))
+        if version is not None:
+            pairs.append((f"{where}.format", version, "record_version"))
         pairs += [(f"{where.removesuffix(': record')}: {name}", entry.get(name), name)
                   for name in ("signature", "key_id")]
-        for subject, stated, column in pairs:
-            if stated != image.get(column):
+        for subject, stated, column in pairs:  # JSON values: true is not 1
+            found = image.get(column)
+            if type(stated) is not type(found) or stated != found:
                 self.problem("leaf_row", subject,
                              f"is {describe(stated)}, ledger leaf {seq} recorded "
                              f"{describe(image.get(column))}")

@@ -39,7 +39,7 @@ def test_the_filing_clock(station: IngestContext, volume: Path) -> None:
     with time_machine.travel(SHIFT_END + timedelta(days=2), tick=False):
         code, out, err = evidock("case", "close", "2026-017", "--ended-at",
                                  "2026-11-20T18:00", "--by", "王芳")
-        assert code == 0 and "due in the case file by 2026-12-20 10:00:00 UTC" in out, err
+        assert code == 0 and "due in the case file by 2026-12-20 18:00:00 +08:00" in out, err
         assert {c["case"]: c["status"] for c in cases()} == {"2026-017": "closed",
                                                             "2026-018": "open"}
         code, _, err = evidock("case", "close", "2026-017", "--ended-at", "2026-11-20T18:00",

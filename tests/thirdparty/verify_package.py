@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Independent verifier for evidock evidence-export packages (``evidock-export/1``).
+"""Independent verifier for evidock evidence-export packages (``evidock-export/1``),
+with signed ingest records of version 2 (``evidock-ingest-record/2``) or 1.
 
 Written only from docs/export-format.md, docs/ledger-crypto.md and docs/formats.md,
 without reading evidock's code. Standard library plus ``cryptography`` (Ed25519).
@@ -59,6 +60,10 @@ A18 Ingest-record signatures and rotation signatures: "standard base64 with
 A19 Missing ``kind`` of the export leaf item in proofs.json, ``recordings[].id``
     duplicates, ``documents`` order and ``collection.timezone`` validity are not
     specified; not checked.
+A20-A24 (record versions: an absent record_version column, canonical time text, the
+    offset arithmetic, which times 8.1 checks, the version a record's format names)
+    were questions about the first text of the version 2 rules; the document now
+    states each of them (steps 8.1 and 8.7), as implemented here.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ import re
 import stat
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -79,7 +85,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 FIXED_FILES = ("manifest.json", "proofs.json", "checkpoint.txt", "station.pub", "station.vkey")
 DOC_FILES = ("description.txt", "description.html", "description.pdf")
-RECORD_FIELDS = (
+RECORD_FIELDS_V1 = (
     "format",
     "station",
     "agency",
@@ -95,6 +101,14 @@ RECORD_FIELDS = (
     "deadline",
     "vault_path",
 )
+RECORD_FIELDS_V2 = (*RECORD_FIELDS_V1, "clock_offset_s", "recorder_start", "recorder_end")
+# record.format -> (version number, the exact field set of that version); section 4, step 8.1
+RECORD_VERSIONS = {
+    "evidock-ingest-record/1": (1, frozenset(RECORD_FIELDS_V1)),
+    "evidock-ingest-record/2": (2, frozenset(RECORD_FIELDS_V2)),
+}
+# step 8.1: recorder_* = recording_* + clock_offset_s seconds
+RECORDER_TIMES = (("recorder_start", "recording_start"), ("recorder_end", "recording_end"))
 ROW_VS_RECORD = (
     ("station_id", "station"),
     ("agency", "agency"),
@@ -122,7 +136,8 @@ ROW_VS_CATALOG = (
     ("start_from", "start_from"),
 )
 HEX64 = re.compile(r"[0-9a-f]{64}\Z")
-TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z")
+TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z\Z", re.ASCII)
+TIME_FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
 UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\Z")
 KEYID_RE = re.compile(r"ed25519:[0-9a-f]{16}\Z")
 WHITESPACE = set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {
@@ -172,6 +187,34 @@ def canonical(obj) -> bytes:
     return json.dumps(
         obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
     ).encode("ascii")
+
+
+def format_time(d: datetime) -> str:
+    """Canonical UTC time text, YYYY-MM-DDTHH:MM:SS.ffffffZ (four-digit year always)."""
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T"
+        f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}.{d.microsecond:06d}Z"
+    )
+
+
+def parse_time(text: object) -> datetime | None:
+    """The moment a canonical time text names, or None if it is not canonical time text
+    (wrong shape, or no such date or time, e.g. February 30 or second 60; see A21)."""
+    if not isinstance(text, str) or not TIME_RE.match(text):
+        return None
+    try:
+        d = datetime.strptime(text, TIME_FMT)
+    except ValueError:
+        return None
+    return d if format_time(d) == text else None
+
+
+def shift_time(d: datetime, seconds: int) -> str | None:
+    """Canonical text of d + seconds, or None if that is outside years 0001-9999 (A22)."""
+    try:
+        return format_time(d + timedelta(seconds=seconds))
+    except (OverflowError, ValueError):
+        return None
 
 
 def b64_canonical(text: str) -> bytes | None:
@@ -893,8 +936,8 @@ class Verifier:
         rid = r.get("id")
         subj = f"manifest.json: recording {rid}"
         rec = r.get("record") if isinstance(r.get("record"), dict) else {}
-        if set(rec) != set(RECORD_FIELDS) or rec.get("format") != "evidock-ingest-record/1":
-            self.bad("manifest", f"{subj}: record", "not exactly the ingest record fields")
+        # 8.1 record version, its exact fields, and (version 2) the recorder times
+        version = self.check_record_fields(subj, rec)
         # 8.2 signature
         sig = b64_canonical(r.get("signature")) if isinstance(r.get("signature"), str) else None
         kid = r.get("key_id")
@@ -985,6 +1028,23 @@ class Verifier:
                             f"{subj}: record.{rk}",
                             f"ledger leaf {seq} has {row.get(col)!r}",
                         )
+                if version is not None:
+                    # A20: the text gives no default for an absent record_version column
+                    rv = row.get("record_version", _ABSENT)
+                    if not _same(rv, version):
+                        self.bad(
+                            "leaf_row",
+                            f"{subj}: record.format",
+                            f"version {version} record, but ledger leaf {seq} has record_version "
+                            + ("absent" if rv is _ABSENT else repr(rv)),
+                        )
+                # version 2: an absent clock_offset_s column counts as null (step 8.7)
+                if version == 2 and not _same(row.get("clock_offset_s"), rec.get("clock_offset_s")):
+                    self.bad(
+                        "leaf_row",
+                        f"{subj}: record.clock_offset_s",
+                        f"ledger leaf {seq} has {row.get('clock_offset_s')!r}",
+                    )
                 for col, ek in (("signature", "signature"), ("key_id", "key_id")):
                     if not _same(row.get(col), r.get(ek)):
                         self.bad(
@@ -1001,6 +1061,70 @@ class Verifier:
                         f"{subj}: catalog.{ck}",
                         f"ledger leaf {seq} has {row.get(col)!r}",
                     )
+
+    def check_record_fields(self, subj, rec):
+        """Step 8.1. Returns the record's version (1 or 2), or None if its format is
+        neither; every problem is reported as [manifest]."""
+        fmt = rec.get("format")
+        known = RECORD_VERSIONS.get(fmt) if isinstance(fmt, str) else None
+        if known is None:
+            self.bad(
+                "manifest",
+                f"{subj}: record.format",
+                f"{fmt!r} is not evidock-ingest-record/2 or evidock-ingest-record/1",
+            )
+            return None
+        version, fields = known
+        if set(rec) != fields:
+            missing = sorted(fields - set(rec))
+            extra = sorted(set(rec) - fields)
+            self.bad(
+                "manifest",
+                f"{subj}: record",
+                f"not exactly the fields of a version {version} ingest record"
+                f" (missing {missing}, extra {extra})",
+            )
+        if version != 2:
+            return version
+        offset = rec.get("clock_offset_s")
+        offset_ok = offset is None or (isinstance(offset, int) and not isinstance(offset, bool))
+        if not offset_ok:
+            self.bad(
+                "manifest",
+                f"{subj}: record.clock_offset_s",
+                f"{offset!r} is not null or an integer",
+            )
+        for rk, sk in RECORDER_TIMES:
+            station_t = parse_time(rec.get(sk))
+            if station_t is None:
+                self.bad(
+                    "manifest",
+                    f"{subj}: record.{sk}",
+                    f"{rec.get(sk)!r} is not canonical time text",
+                )
+            if parse_time(rec.get(rk)) is None:
+                self.bad(
+                    "manifest",
+                    f"{subj}: record.{rk}",
+                    f"{rec.get(rk)!r} is not canonical time text",
+                )
+                continue
+            if station_t is None or not offset_ok:
+                continue
+            want = shift_time(station_t, offset or 0)
+            if want is None:
+                self.bad(
+                    "manifest",
+                    f"{subj}: record.{rk}",
+                    f"{sk} + clock_offset_s ({offset!r}) is not a representable time",
+                )
+            elif rec.get(rk) != want:
+                self.bad(
+                    "manifest",
+                    f"{subj}: record.{rk}",
+                    f"{rec.get(rk)!r} is not {sk} + clock_offset_s ({offset!r} s) = {want!r}",
+                )
+        return version
 
     def check_export_leaf(self, man, mbytes, exp, export_leaf, seen):
         if exp is None:
@@ -1043,6 +1167,9 @@ class Verifier:
         eseq = exp.get("seq")
         if type(eseq) is int and any(s >= eseq for s in seen if s != eseq):
             self.bad("export_leaf", subj, "seq not greater than every other leaf's")
+
+
+_ABSENT = object()
 
 
 def _same(a, b):

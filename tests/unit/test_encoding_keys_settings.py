@@ -40,9 +40,11 @@ def test_canonical_encoding_is_sorted_compact_ascii_and_utc() -> None:
 
 def test_the_record_names_its_format_and_changes_with_every_field() -> None:
     body = record().canonical()
-    assert body.startswith(b'{"agency":"\\u673a\\u6784"') and b"evidock-ingest-record/1" in body
+    assert body.startswith(b'{"agency":"\\u673a\\u6784"') and b"evidock-ingest-record/2" in body
     assert record(size=6).canonical() != body
     assert record(sha256="cd" * 32).canonical() != body
+    assert record(clock_offset_s=0).canonical() != body  # 0 s measured is not unknown
+    assert b"evidock-ingest-record/1" in record(version=1).canonical()
 
 
 def test_station_key_is_made_once_with_mode_0400(tmp_path: Path) -> None:
