@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from ingest.naming import never_matches, time_groups
 from storage.errors import ConfigError
 
 SYSTEM_CONFIG = Path("/etc/evidock/evidock.toml")
@@ -46,14 +47,18 @@ def default_home() -> Path:
 
 
 def check_patterns(value: list[str]) -> list[str]:
-    """Each pattern compiles and has the named groups 'date' and 'time'."""
+    """Each pattern compiles, declares its time (ingest/naming.py) and can match a name."""
     for pattern in value:
         try:
             groups = re.compile(pattern).groupindex
         except re.error as exc:
             raise ValueError(f"pattern {pattern!r} does not compile: {exc}") from exc
-        if not {"date", "time"} <= set(groups):
-            raise ValueError(f"pattern {pattern!r} needs named groups 'date' and 'time'")
+        if time_groups(list(groups)) is None:
+            raise ValueError(f"pattern {pattern!r} needs named groups 'date' and 'time', or "
+                             "'year', 'month', 'day', 'hour', 'minute' (and 'second')")
+        if why := never_matches(pattern):
+            raise ValueError(f"pattern {pattern!r} can never match a recorder's file name: "
+                             f"{why}")
     return value
 
 

@@ -95,3 +95,20 @@ def test_the_documented_offline_check_accepts_good_and_rejects_altered(
     show.write_text(json.dumps(edited))
     bad = subprocess.run([*check, str(stored)], capture_output=True, text=True, check=False)
     assert bad.returncode != 0 and "InvalidSignature" in bad.stderr
+
+
+def test_config_validate_refuses_a_file_pattern_that_can_never_match(
+        home: Path, tmp_path: Path) -> None:
+    settings = tmp_path / "evidock.toml"
+    settings.write_text(
+        "file_patterns = ['^DSJ_(?P<date>\\d{8})_(?P<time>\\d{5})\\.MP4$']\n", encoding="utf-8")
+    done = run("--config", str(settings), "config", "validate")
+    assert done.returncode == 2 and "can never match" in done.stderr, done.stderr
+    assert "13 to 13 digits" in done.stderr and not home.exists()
+    model = tmp_path / "model.toml"
+    model.write_text(
+        "[[models]]\nname = 'x'\nusb_vendor = '1234'\nusb_product = '5678'\n"
+        "file_patterns = ['^V_(?P<day>\\d{2})(?P<month>\\d{2})(?P<year>\\d{4})_"
+        "(?P<hour>\\d{2})(?P<minute>\\d{2})\\.mp4$']\n", encoding="utf-8")
+    done = run("--config", str(model), "config", "validate")
+    assert done.returncode == 0, done.stderr

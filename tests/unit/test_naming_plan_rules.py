@@ -4,9 +4,11 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from agent.settings import DEFAULT_PATTERN
 from devices.volume import SourceEntry
-from ingest.naming import compile_patterns, parse_name
+from ingest.naming import compile_patterns, never_matches, parse_name
 from ingest.plan import UNKNOWN, Identity, make_plan
 from ingest.rules import Clip, gaps, timing
 
@@ -134,3 +136,37 @@ def test_dates_and_times_with_separators() -> None:
     other = parse_name("2026.11.20 23:59:59.MOV", patterns, zone)
     assert other is not None and other.start.hour == 23
     assert parse_name("REC_ZFY7_2026-13-20_08-15-30.MP4", patterns, zone) is None  # month 13
+
+
+def test_a_pattern_may_declare_its_time_part_by_part_in_any_order() -> None:
+    patterns = compile_patterns([
+        r"^VID_(?P<day>\d{2})\.(?P<month>\d{2})\.(?P<year>\d{4})_(?P<hour>\d{2})"
+        r"(?P<minute>\d{2})(?P<second>\d{2})\.mp4$",
+        r"^CAM(?P<device>\d+)_(?P<month>\d{2})(?P<day>\d{2})(?P<year>\d{2})-(?P<hour>\d{2})h"
+        r"(?P<minute>\d{2})\.avi$"])
+    zone = ZoneInfo("Asia/Shanghai")
+    info = parse_name("VID_20.11.2026_081530.mp4", patterns, zone)
+    assert info is not None and info.start == datetime(2026, 11, 20, 8, 15, 30, tzinfo=zone)
+    info = parse_name("CAM7_112026-23h59.avi", patterns, zone)  # two-digit year, no seconds
+    assert info is not None and info.device == "7"
+    assert info.start == datetime(2026, 11, 20, 23, 59, 0, tzinfo=zone)
+    assert parse_name("VID_31.11.2026_081530.mp4", patterns, zone) is None  # 31 November
+    assert parse_name("CAM7_112026-24h00.avi", patterns, zone) is None
+
+
+@pytest.mark.parametrize(("pattern", "why"), [
+    (r"(?P<date>\d{7})_(?P<time>\d{6})\.mp4", "13 to 13 digits together"),
+    (r"(?P<date>\d{8})(?P<time>\d{6,7})_\d(?P<x>\d{9})", None),  # 14 possible: accepted
+    (r"(?P<date>\d{4}年\d{2}月\d{2}日)(?P<time>\d{6})", "neither a digit nor a separator"),
+    (r"(?P<date>[a-z]{8})_(?P<time>\d{6})", "neither a digit nor a separator"),
+    (r"(?P<day>\d{3})(?P<month>\d\d)(?P<year>\d{4})(?P<hour>\d\d)(?P<minute>\d\d)",
+     "'day' group holds 3 to 3 digits"),
+    (r"(?P<year>\d{3})(?P<month>\d\d)(?P<day>\d\d)(?P<hour>\d\d)(?P<minute>\d\d)",
+     "'year' group holds 3 to 3 digits"),
+    (r"x{300}(?P<date>\d{8})(?P<time>\d{6})", "at least 314 characters"),
+    (r"(?P<date>\d{4}-\d\d-\d\d|\d{8})_(?P<time>\d\d:?\d\d:?\d\d)", None),
+    (r"(?P<date>.+)_(?P<time>.+)", None),
+])
+def test_a_pattern_that_can_never_give_a_time_is_named(pattern: str, why: str | None) -> None:
+    found = never_matches(pattern)
+    assert (found is None) if why is None else (found is not None and why in found), found
