@@ -224,7 +224,8 @@ def never_matches(pattern: str) -> str | None:
         return _digits(_group(parsed.data, index[name]) or [], allowed)
 
     if way == "date-time":
-        date, clock = bounds("date", _SEPARATOR_CHARS), bounds("time", _SEPARATOR_CHARS)
+        lenient = _SEPARATOR_CHARS + "t"  # 't' is 'T' under (?i): never refuse wrongly
+        date, clock = bounds("date", lenient), bounds("time", lenient)
         for name, found in (("date", date), ("time", clock)):
             if found.others:
                 return (f"its '{name}' group always holds a character that is neither a digit "
