@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -51,7 +52,8 @@ def dock_dict(d: DockSession) -> dict[str, Any]:
             "finished_at": d.finished_at.isoformat() if d.finished_at else None,
             "battery_pct": d.battery_pct, "clock_drift_s": d.clock_drift_s,
             "storage_free": d.storage_free, "files_stored": d.files_stored,
-            "interrupted": d.interrupted}
+            "interrupted": d.interrupted,
+            "after": json.loads(d.ready_json) if d.ready_json else None}
 
 
 def officer_dict(o: Officer) -> dict[str, Any]:
@@ -171,15 +173,21 @@ def show_device(ctx: typer.Context,
     """One recorder, with its custody and maintenance log and its last docks."""
     registry = _registry(ctx, create=False)
     row = device_dict(registry.device(device_no))
+    row["assignments"] = [{"at": a.at.isoformat(), "officer": a.officer, "by": a.by,
+                           "how": a.how, "leaf": a.seq} for a in registry.assignments(device_no)]
     row["log"] = [note_dict(n) for n in registry.notes(device_no)]
     row["docks"] = [dock_dict(d) for d in registry.catalog.sessions_of(device_no, limit=10)]
     if as_json:
         emit_json(row)
         return
     for key, value in row.items():
-        if key not in ("log", "docks"):
+        if key not in ("log", "docks", "assignments"):
             say(f"{key:14} " + (when(value) if key in TIME_FIELDS and value else
                                 shown(value) if isinstance(value, str) else str(value)))
+    say(f"assignments ({len(row['assignments']) or 'none'}):")
+    for a in row["assignments"]:
+        say(f"  {when(a['at'])} to officer {shown(a['officer'])} by {shown(a['by'] or '?')} "
+            f"({a['how']}, ledger leaf {a['leaf']})")
     say(f"log ({len(row['log']) or 'empty'}):")
     for n in row["log"]:
         say(f"  {when(n['at'])} {n['kind']:14} by {shown(n['by'])}"
@@ -192,7 +200,19 @@ def show_device(ctx: typer.Context,
             + ", clock " + (f"{d['clock_drift_s']:+.0f} s" if d["clock_drift_s"] is not None
                             else "unknown") + f", {d['files_stored']} files stored"
             + (", interrupted" if d["interrupted"] else "")
+            + _after(d["after"])
             + ("" if d["finished_at"] else ", not closed"))
+
+
+def _after(ready: dict[str, Any] | None) -> str:
+    """What the recorder said when asked again after the dock (ingest/readiness.py)."""
+    if ready is None:
+        return ""
+    said = [f"battery {ready['battery_pct']}%" if ready["battery_pct"] is not None else "",
+            f"{ready['storage_free']:,} bytes free" if ready["storage_free"] is not None
+            else "", f"clock {ready['clock_drift_s']:+.0f} s"
+            if ready["clock_drift_s"] is not None else ""]
+    return "; after: " + (", ".join(s for s in said if s) or "unknown")
 
 
 @officer_app.command("add")

@@ -141,6 +141,14 @@ class Settings(BaseModel):
     gap_max_s: float = Field(
         default=300.0, gt=0, le=86400, allow_inf_nan=False,
         description="R4: a pause longer than this is a separate recording, not an interruption")
+    ready_min_free_pct: float = Field(
+        default=10.0, ge=0, le=100, allow_inf_nan=False,
+        description="R13: a recorder asked after its dock with less free storage (percent) "
+        "is not ready for a shift: an explanation; 0 = not checked")
+    ready_min_battery_pct: float = Field(
+        default=0.0, ge=0, le=100, allow_inf_nan=False,
+        description="R13: ... or less battery (percent); 0 = not checked (right after a "
+        "shift a battery is low and only starts charging)")
     continuous_categories: list[str] = Field(
         default_factory=list, description="R5: categories (as `annotate --category` gives "
         "them) recorded without a break: a gap touching one is a violation")

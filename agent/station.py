@@ -31,6 +31,8 @@ def ingest_options(settings: Settings) -> IngestOptions:
         checkpoint_outbox=settings.checkpoint_outbox,
         gap_tolerance_s=settings.gap_tolerance_s,
         gap_max_s=settings.gap_max_s,
+        ready_min_free_pct=settings.ready_min_free_pct,
+        ready_min_battery_pct=settings.ready_min_battery_pct,
     )
 
 

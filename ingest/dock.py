@@ -68,6 +68,8 @@ class IngestOptions:
     checkpoint_outbox: Path | None = None  # where each dock's signed checkpoint also goes
     gap_tolerance_s: float = 2.0  # a pause up to this between clips is a segment boundary
     gap_max_s: float = 300.0  # ... and one longer than this a separate recording
+    ready_min_free_pct: float = 10.0  # R13: free storage a recorder leaves a dock with
+    ready_min_battery_pct: float = 0.0  # ... and battery (0: not checked)
 
 
 @dataclass

@@ -51,6 +51,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "unknown_model": ("R13", "a recorder of no configured model was docked by its layout"),
     "implausible_time": ("R15", "a recording's time is implausibly far in the future or past"),
     "clear_failed": ("R3", "clearing the recorder failed or its outcome is unknown"),
+    "not_ready": ("R13", "asked after its dock, the recorder is not ready for a shift "
+                         "(storage, clock or battery)"),
 }
 
 # What evidock knows about a file it did not store: it did not clear it, nothing more.

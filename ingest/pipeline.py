@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from ingest import continuity, custody
+from ingest import continuity, custody, readiness
 from ingest.account import dock_account
 from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
@@ -136,6 +136,9 @@ class Dock:
             self.check()  # a dock told to stop does not begin clearing
             self.state = "clearing"
             clear_recorder(self, device, entries, skipped)
+        self.check()
+        self.state = "checking readiness"
+        readiness.check(self, device)
 
     def _file_all(self, volume: Any, files: Sequence[PlannedFile]) -> None:
         filer = self._filer = Filer(self.st, self.session_id, volume, self.explain,

@@ -86,11 +86,8 @@ def converse(cmd: Commands, *, password: str, set_clock: bool, zone: tzinfo | No
     if said.identity is not None:
         i = said.identity
         notes.facts(device_no=i.device, officer_no=i.officer)
-    before = clock()
-    device_clock = step("GTM", cmd.clock, "clock drift unknown")
-    if device_clock is not None:
-        after = clock()
-        drift = (to_utc(device_clock, zone) - (before + (after - before) / 2)).total_seconds()
+    drift = step("GTM", lambda: drift_of(cmd, clock, zone), "clock drift unknown")
+    if drift is not None:
         notes.facts(clock_drift_s=drift)  # on record before the clock is changed
     if set_clock:
         def set_it() -> bool:
@@ -114,6 +111,15 @@ def converse(cmd: Commands, *, password: str, set_clock: bool, zone: tzinfo | No
             ensure_ascii=False))
     said.switched = _switch(cmd, notes)
     return said
+
+
+def drift_of(cmd: Commands, clock: Callable[[], datetime], zone: tzinfo | None) -> float:
+    """GTM: the recorder's clock minus the station's, in seconds (against the middle of
+    the station's clock before and after the request)."""
+    before = clock()
+    device_clock = cmd.clock()
+    after = clock()
+    return (to_utc(device_clock, zone) - (before + (after - before) / 2)).total_seconds()
 
 
 def _switch(cmd: Commands, notes: Notes) -> bool:

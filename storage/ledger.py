@@ -65,6 +65,7 @@ COLUMNS_ADDED: dict[str, dict[str, Any]] = {
     "explanation": {"related_recording_id": None},
     "recording": {"sidecar": False, "attached_to": None, "clock_offset_s": None},
     "device_event": {"clock_offset_s": None},
+    "dock_session": {"ready_json": None},
 }
 UPGRADE_KIND = "schema-upgrade"
 

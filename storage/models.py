@@ -102,6 +102,8 @@ class DockSession(SQLModel, table=True):
     storage_free: int | None = Field(default=None, sa_type=BigInteger)
     storage_total: int | None = Field(default=None, sa_type=BigInteger)
     device_log: str | None = None  # the recorder's event log, JSON
+    # asked again once the dock is done: JSON of ingest.readiness.Readiness
+    ready_json: str | None = None
     firmware: str | None = None  # what VER answered
     interrupted: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
     # The process that ran the dock (storage.vault.Vault.owner): recovery closes the

@@ -5,13 +5,25 @@ Each change is one transaction with its logged event, like every catalog write.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from storage.catalog import Catalog
 from storage.errors import NotFound, UsageError
 from storage.models import Device, DeviceNote, Officer, now_utc
+
+
+@dataclass(frozen=True)
+class Assignment:
+    at: datetime
+    seq: int  # the ledger leaf that records it
+    how: str  # "register" or "assign"
+    officer: str
+    by: str | None
 
 
 class Registry:
@@ -105,6 +117,15 @@ class Registry:
             holder.append(device.checked_out_to)
             device.checked_out_to = None
         return self._note(device_no, "check-in", note, by, change, lambda: holder[0])
+
+    def assignments(self, device_no: str) -> list[Assignment]:
+        """Every officer the recorder was assigned to, oldest first, from the ledger."""
+        found = [Assignment(leaf.at, leaf.seq, kind.removeprefix("device-"),
+                            payload.get("officer"), payload.get("by"))
+                 for kind in ("device-register", "device-assign")
+                 for leaf in self.catalog.leaves_about(kind, device_no)
+                 if (payload := json.loads(leaf.body).get("payload", {})).get("officer")]
+        return sorted(found, key=lambda a: a.seq)
 
     def notes(self, device_no: str) -> Sequence[DeviceNote]:
         with self.catalog.reading() as db:

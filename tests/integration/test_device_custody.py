@@ -70,8 +70,13 @@ def test_a_faulty_recorder_out_of_service_and_back(registered: Path, volume: Pat
         "fault", "out-of-service", "repair", "in-service", "check-out", "check-in"]
     assert data["log"][5]["officer"] == "100231" and data["log"][2]["by"] == "李工"
     assert len(data["docks"]) == 1 and data["docks"][0]["files_stored"] == 6  # 1 quarantined
+    ok("officer", "add", "100232", "--name", "李娜", "--by", "王芳")
+    ok("device", "assign", "ZFY0001", "100232", "--by", "王芳")
+    assert [(a["how"], a["officer"], a["by"]) for a in shown("ZFY0001")["assignments"]] == [
+        ("register", "100231", "王芳"), ("assign", "100232", "王芳")]
     text = ok("device", "show", "ZFY0001")
-    assert "镜头破裂" in text and "last docks (1)" in text
+    assert "镜头破裂" in text and "last docks (1)" in text and "assignments (2)" in text
+    assert "to officer 100232 by 王芳 (assign" in text
     code, out, _ = evidock("verify")
     assert code == 0 and "all intact" in out, out
 

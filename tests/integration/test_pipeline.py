@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,21 +35,32 @@ LOCAL_END = SHIFT_END.astimezone(ZONE).replace(tzinfo=None)
 
 
 @contextmanager
-def recorder(volume: Path, state: SimState) -> Iterator[SimulatedRecorder]:
-    sim = SimulatedRecorder(volume, state, zone=ZONE).start()
+def recorder(volume: Path, state: SimState, clock: Clock | None = None
+             ) -> Iterator[SimulatedRecorder]:
+    """A recorder whose clock runs with ``clock`` (the station's) plus the state's drift."""
+    sim = SimulatedRecorder(volume, state, zone=ZONE, **(
+        {"now": lambda: clock().astimezone(ZONE)} if clock else {})).start()
     try:
         yield sim
     finally:
         sim.stop()
 
 
-def dock(station: IngestContext, sim: SimulatedRecorder, *, clear: bool = False) -> Summary:
+def dock(station: IngestContext, sim: SimulatedRecorder, *, clear: bool = False,
+         sets_clock: bool = True, pulled_at_storage: bool = False) -> Summary:
+    """Dock ``sim``; ``pulled_at_storage``: its port goes as its volume appears."""
     info = RecorderInfo(usb_serial="SIM-1", vendor="1209", product="e5d1",
                         model="evidock-sim-serial", tty=sim.port)
     storage = RecorderInfo(usb_serial="SIM-1", vendor="1209", product="e5d1",
                            model="evidock-sim-serial", volume_path=str(sim.volume))
+
+    def wait_storage() -> RecorderInfo:
+        if pulled_at_storage:
+            sim.unplug()
+        return storage
+
     source = DockedRecorder(info, serial=True, baudrate=115200, password="000000",
-                            sets_clock=True, can_clear=clear, wait_storage=lambda: storage,
+                            sets_clock=sets_clock, can_clear=clear, wait_storage=wait_storage,
                             mounter=None, mount_dir=sim.volume.parent / "mnt")
     return Dock(station, source, clear=clear).run()
 
@@ -312,3 +324,47 @@ def test_a_recorder_clock_ten_years_behind_is_corrected_with_its_own_times_kept(
     assert logged.at.year == 2016 and logged.clock_offset_s == offset  # as the recorder said
     report = verify_store(station.catalog, station.vault, {station.key.key_id: station.key.public})
     assert report.ok, report.problems
+
+
+
+def readiness_of(station: IngestContext) -> dict[str, object]:
+    [session] = station.catalog.sessions()
+    assert session.ready_json is not None
+    found: dict[str, object] = json.loads(session.ready_json)
+    return found
+
+
+def test_after_its_dock_a_recorder_is_asked_again_and_a_full_one_is_not_ready(
+        station: IngestContext, volume: Path, clock: Clock) -> None:
+    used = sum(p.stat().st_size for p in volume.rglob("*") if p.is_file())
+    with recorder(volume, SimState(capacity=used + 4096, battery=9), clock) as sim:
+        summary = dock(station, sim)
+    assert sim.commands[-4:] == ["ATH", "BAT", "STO", "GTM"]  # after MSC, as CLR would be
+    ready = readiness_of(station)
+    assert ready["storage_free"] == 4096 and ready["battery_pct"] == 9
+    assert ready["unknown"] == [] and abs(float(ready["clock_drift_s"])) < 2  # type: ignore
+    [not_ready] = [e for e in summary.explanations if e.kind == "not_ready"]
+    assert not_ready.rule == "R13" and "% free (4,096 of" in not_ready.error
+    assert "battery" not in not_ready.error  # not checked unless ready_min_battery_pct is set
+
+
+def test_a_clock_left_unset_is_not_ready_and_a_battery_threshold_applies(
+        station: IngestContext, volume: Path, clock: Clock) -> None:
+    station.options = replace(station.options, ready_min_battery_pct=50.0)
+    state = SimState(drift=timedelta(seconds=300), battery=20)
+    sim = SimulatedRecorder(volume, state, zone=ZONE, now=lambda: clock().astimezone(ZONE))
+    with sim:
+        summary = dock(station, sim, sets_clock=False)
+    [not_ready] = [e for e in summary.explanations if e.kind == "not_ready"]
+    assert "clock still +300 s" in not_ready.error and "battery 20 %, below 50 %" in not_ready.error
+    assert "storage" not in not_ready.error
+
+
+def test_a_recorder_taken_away_after_its_copy_is_not_a_fault(
+        station: IngestContext, volume: Path) -> None:
+    with recorder(volume, SimState()) as sim:
+        summary = dock(station, sim, pulled_at_storage=True)
+    assert summary.error is None and station.catalog.count_recordings() == 6
+    assert "not_ready" not in kinds(summary)
+    ready = readiness_of(station)
+    assert ready["battery_pct"] is None and ready["unknown"]
