@@ -158,7 +158,8 @@ def test_a_pattern_may_declare_its_time_part_by_part_in_any_order() -> None:
     (r"(?P<date>\d{7})_(?P<time>\d{6})\.mp4", "13 to 13 digits together"),
     (r"(?P<date>\d{8})(?P<time>\d{6,7})_\d(?P<x>\d{9})", None),  # 14 possible: accepted
     (r"(?P<date>\d{4}年\d{2}月\d{2}日)(?P<time>\d{6})", "neither a digit nor a separator"),
-    (r"(?P<date>[a-z]{8})_(?P<time>\d{6})", "neither a digit nor a separator"),
+    (r"(?P<date>[a-z]{8})_(?P<time>\d{6})", "6 to 6 digits together"),
+    (r"(?P<date>\d{4}[xy]\d{4})_(?P<time>\d{6})", "neither a digit nor a separator"),
     (r"(?P<day>\d{3})(?P<month>\d\d)(?P<year>\d{4})(?P<hour>\d\d)(?P<minute>\d\d)",
      "'day' group holds 3 to 3 digits"),
     (r"(?P<year>\d{3})(?P<month>\d\d)(?P<day>\d\d)(?P<hour>\d\d)(?P<minute>\d\d)",
