@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean install uninstall
 
 # The virtual environment with evidock (runtime) and, for tests, the test tools;
 # each rebuilt when pyproject.toml changes.
@@ -40,6 +40,13 @@ bench:
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/log_bench.py
 	$(BIN)/python bench/verify_bench.py
+
+# A docking station (as root): evidock in /opt/evidock, the service, its user and groups.
+install:
+	scripts/install.sh
+
+uninstall:
+	scripts/uninstall.sh
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -35,10 +35,11 @@ from agent.cliutil import (
 )
 from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
+from agent.owner import no_access
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
-from agent.settings import config_path
+from agent.settings import SYSTEM_CONFIG, config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
 from devices.source import FolderSource
@@ -82,6 +83,11 @@ class EvidockGroup(TyperGroup):
                 raise
             typer.echo(f"evidock: error: {exc}", err=True)
             ctx.exit(2 if isinstance(exc, UsageError) else 1)
+        except PermissionError as exc:  # a file of the station this user may not use
+            if ctx.find_root().params.get("debug"):
+                raise
+            typer.echo(f"evidock: error: {no_access(exc.filename)}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:  # (ingest and the daemon catch SIGINT themselves)
             if ctx.find_root().params.get("debug"):
                 raise
@@ -472,6 +478,12 @@ def daemon(
 ) -> None:
     """Run the docking daemon: detect recorders, ingest them, until SIGTERM."""
     settings = settings_of(ctx)
+    if missing := settings.unfilled():
+        where = config_path(ctx.ensure_object(State).config, os.environ) or SYSTEM_CONFIG
+        raise UsageError(
+            f"the daemon does not start until the station is named: set {', '.join(missing)} "
+            f"in {where} (or as EVIDOCK_* variables); they are written into every signed "
+            "record")
     station = open_station(settings)
     from agent.daemon import discoveries, run_daemon  # (the commands import what they run)
 

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from agent.owner import act_as_owner
 from agent.settings import Settings, load_settings
 from storage.errors import UsageError
 
@@ -37,6 +38,8 @@ def settings_of(ctx: typer.Context) -> Settings:
     state: State = ctx.ensure_object(State)
     settings = load_settings(state.config)
     _shown_zone = UTC if state.utc else ZoneInfo(settings.station_zone_name)
+    os.umask(int(settings.umask, 8))
+    act_as_owner(settings.home)  # root on the service's store: as the service user
     return settings
 
 

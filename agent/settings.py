@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.owner import no_access
 from ingest.naming import never_matches, time_groups
 from storage.errors import ConfigError
 
@@ -157,6 +158,10 @@ class Settings(BaseModel):
         default_factory=lambda: [DEFAULT_PATTERN],
         description="regexes with named groups device, officer, date, time, important",
     )
+    umask: str = Field(
+        default="0077", pattern=r"^0?[0-7]{3}$",
+        description="file mode creation mask for what evidock writes (octal): 0077 keeps "
+        "a store private to its owner; an installed station uses 0027 (its group reads)")
     block_size_kib: int = Field(default=1024, ge=4, le=65536)
     fsync_every_mib: int = Field(default=64, ge=1)
     verify_reread: bool = Field(default=True, description="re-read each stored copy")
@@ -211,6 +216,12 @@ class Settings(BaseModel):
         return check_patterns(value)
 
     # Derived paths -----------------------------------------------------------
+
+    def unfilled(self) -> list[str]:
+        """Of the station's identity (agency, station_id, timezone), what no settings file
+        or variable gave: the daemon does not start without them."""
+        return [name for name in ("agency", "station_id", "timezone")
+                if name not in self.model_fields_set or not str(getattr(self, name)).strip()]
 
     @property
     def catalog_url(self) -> str:
@@ -320,6 +331,8 @@ def load_settings(
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ConfigError(f"settings file {path} does not exist") from exc
+        except PermissionError as exc:
+            raise ConfigError(f"cannot read the settings: {no_access(path)}") from exc
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read settings file {path}: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:

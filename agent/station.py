@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.alerts import Notifier
+from agent.owner import no_access
 from agent.settings import Settings
 from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
@@ -81,6 +83,9 @@ def require_store(settings: Settings, *, catalog: bool = True, key: bool = True)
     a new empty store (with a new signing key) in the wrong folder. ``catalog`` or ``key``
     off leaves that part unchecked (`keys export-public` reads only the key).
     """
+    for folder in (settings.home, settings.vault_dir):
+        if folder.exists() and not os.access(folder, os.R_OK | os.X_OK):
+            raise UsageError(no_access(folder))
     wanted = (_sqlite_file(settings.catalog_url) if catalog else None,
               settings.key_file if key else None)
     missing = next((p for p in wanted if p is not None and not p.exists()), None)

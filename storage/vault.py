@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from storage.durable import fsync_dir
+from storage.durable import current_umask, fsync_dir
 from storage.errors import VaultError
 from storage.hashing import hash_fd
 
@@ -371,7 +371,7 @@ class VaultWriter:
         assert fd is not None, "seal after seal or discard"
         try:
             self.vault.ops.fsync(fd)
-            os.fchmod(fd, 0o444)
+            os.fchmod(fd, 0o444 & ~current_umask())  # read-only; for whom: the umask
         except OSError as exc:
             raise _vault_error("sync", self.rel, exc) from exc
         finally:

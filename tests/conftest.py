@@ -75,6 +75,15 @@ def one_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(folder / recorder_name("ZFY0002", "100232", start, "MP4"), 2.0, start)
 
 
+@pytest.fixture(autouse=True)
+def _umask_kept() -> Iterator[None]:
+    """A command run in-process sets the process's umask (setting `umask`): put it back."""
+    before = os.umask(0o022)
+    os.umask(before)
+    yield
+    os.umask(before)
+
+
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """EVIDOCK_HOME for this test only; no other EVIDOCK_* variable leaks in."""

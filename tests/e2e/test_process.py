@@ -112,3 +112,15 @@ def test_config_validate_refuses_a_file_pattern_that_can_never_match(
         "(?P<hour>\\d{2})(?P<minute>\\d{2})\\.mp4$']\n", encoding="utf-8")
     done = run("--config", str(model), "config", "validate")
     assert done.returncode == 0, done.stderr
+
+
+def test_a_store_made_outside_the_service_is_private_to_its_maker(
+        home: Path, recent_volume: Path) -> None:
+    """Default umask 0077: folders 0700, files 0600, vault copies 0400."""
+    done = run("ingest", str(recent_volume))
+    assert done.returncode == 1, done.stderr  # (the damaged clip is a storage fault)
+    for path in [home, *home.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        assert not mode & 0o077, (path, oct(mode))
+    stored = next((home / "vault" / "files").rglob("*.MP4"))
+    assert stored.stat().st_mode & 0o777 == 0o400

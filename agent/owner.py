@@ -1,0 +1,67 @@
+"""Who a command runs as, on a store that belongs to the service user.
+
+Root running evidock against a store owned by another account (the installed
+station's ``evidock`` user) acts as that account, so nothing it writes is left
+owned by root for the daemon to trip over. A user who may not read the store is
+told which group would let them, never shown a traceback.
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pwd
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def act_as_owner(home: Path) -> str | None:
+    """As root, become the owner of ``home`` if it exists and is not root's; returns the
+    account now acted as, or None if nothing changed. Files opened before are not
+    affected, so call this before anything of the store is opened."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        info = home.stat()
+    except FileNotFoundError:
+        return None
+    if info.st_uid == 0:
+        return None
+    try:
+        account = pwd.getpwuid(info.st_uid)
+        name, gid = account.pw_name, account.pw_gid
+        os.initgroups(name, gid)
+    except KeyError:  # an owner with no account: its ids, and no other groups
+        name, gid = str(info.st_uid), info.st_gid
+        os.setgroups([])
+    os.setgid(gid)
+    os.setuid(info.st_uid)
+    log.info("acting as %s, the owner of %s (run as root)", name, home)
+    return name
+
+
+def no_access(path: Path | str | None, doing: str = "read") -> str:
+    """Why this user cannot ``doing`` ``path``, and which group would let them."""
+    user = pwd.getpwuid(os.getuid()).pw_name if _has_account() else str(os.getuid())
+    where = Path(path) if path else None
+    group = None
+    while where is not None:
+        try:
+            group = grp.getgrgid(where.stat().st_gid).gr_name
+            break
+        except (PermissionError, FileNotFoundError, KeyError):
+            where = where.parent if where != where.parent else None
+    hint = (f"join the group {group} (as root: adduser {user} {group}; then log in again)"
+            if group and group != "root" else "ask the station's admin")
+    return (f"permission denied: user {user} may not {doing} {path}; to use this station, "
+            f"{hint}, or run evidock as root (it then acts as the store's owner)")
+
+
+def _has_account() -> bool:
+    try:
+        pwd.getpwuid(os.getuid())
+    except KeyError:
+        return False
+    return True

@@ -1,0 +1,153 @@
+"""The installer on this machine, end to end (root; CI runs as root).
+
+scripts/install.sh puts evidock in a prefix of its own, creates the service
+user and the role groups, installs the units, udev and polkit rules and a
+settings file to fill in; the daemon refuses to start until it is filled, then
+runs as the service user against the installed settings; an admin in the group
+reads the station with no environment of their own; uninstall leaves the
+evidence. The installation goes to a test prefix and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ZONE
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.skipif(
+    os.geteuid() != 0 or not Path("/usr/bin/apt-get").exists(),
+    reason="installs system-wide: needs root on Debian (CI runs as root)")]
+
+SOURCE = Path(__file__).parents[2]
+PREFIX = Path("/opt/evidock-test")
+SETTINGS = Path("/etc/evidock/evidock.toml")
+STORE = Path("/var/lib/evidock")
+RUN = Path("/run/evidock")
+UNITS = ("evidock.service", "evidock-verify.service", "evidock-verify.timer")
+
+
+def sh(*args: str, user: str | None = None, check: bool = True, timeout: float = 900,
+       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = ["runuser", "-u", user, "--", *args] if user else list(args)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          check=False, env={**clean, **(env or {})}, cwd="/")
+    if check:
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+    return done
+
+
+def mode_owner(path: Path) -> tuple[str, str, str]:
+    info = path.stat()
+    return (oct(stat.S_IMODE(info.st_mode)), pwd.getpwuid(info.st_uid).pw_name,
+            grp.getgrgid(info.st_gid).gr_name)
+
+
+@pytest.fixture(scope="module")
+def installed() -> Iterator[Path]:
+    if SETTINGS.exists() or STORE.exists() or RUN.exists():
+        pytest.skip("this machine already has an evidock station; the test would touch it")
+    try:
+        sh(str(SOURCE / "scripts" / "install.sh"), "--prefix", str(PREFIX), "--no-enable")
+        yield PREFIX
+    finally:
+        sh(str(SOURCE / "scripts" / "uninstall.sh"), "--prefix", str(PREFIX), check=False)
+        shutil.rmtree(STORE, ignore_errors=True)
+        shutil.rmtree(RUN, ignore_errors=True)
+        shutil.rmtree(SETTINGS.parent, ignore_errors=True)
+        for user in ("evidock", "evidock-test-admin", "evidock-test-stranger"):
+            sh("userdel", user, check=False)
+        for group in ("evidock", "evidock-officer", "evidock-custodian", "evidock-supervisor",
+                      "evidock-admin"):
+            sh("groupdel", group, check=False)
+
+
+def test_every_installed_file_has_its_owner_and_mode(installed: Path) -> None:
+    assert os.readlink("/usr/local/bin/evidock") == str(installed / "bin" / "evidock")
+    assert mode_owner(SETTINGS) == ("0o640", "root", "evidock")
+    assert mode_owner(SETTINGS.parent) == ("0o750", "root", "evidock")
+    assert mode_owner(STORE) == ("0o750", "evidock", "evidock")
+    for unit in UNITS:
+        assert mode_owner(Path("/etc/systemd/system") / unit) == ("0o644", "root", "root")
+    assert mode_owner(Path("/etc/udev/rules.d/70-evidock.rules")) == ("0o644", "root", "root")
+    assert "1209" in Path("/etc/udev/rules.d/70-evidock.rules").read_text()
+    assert mode_owner(Path("/etc/polkit-1/rules.d/50-evidock.rules")) == (
+        "0o644", "root", "root")
+    service = pwd.getpwnam("evidock")
+    assert service.pw_dir == str(STORE) and service.pw_shell == "/usr/sbin/nologin"
+    assert "evidock" in [g.gr_name for g in grp.getgrall() if "evidock" in g.gr_mem] or (
+        grp.getgrgid(service.pw_gid).gr_name == "evidock")
+    assert "evidock" in grp.getgrnam("dialout").gr_mem
+    for role in ("officer", "custodian", "supervisor", "admin"):
+        grp.getgrnam(f"evidock-{role}")
+    done = sh("systemd-analyze", "verify", *(f"/etc/systemd/system/{u}" for u in UNITS))
+    assert "evidock" not in done.stderr, done.stderr  # (other units' warnings are not ours)
+
+
+def test_the_daemon_refuses_settings_not_filled_in_then_runs_as_the_service_user(
+        installed: Path) -> None:
+    done = sh("/usr/local/bin/evidock", "daemon", "--no-udev", user="evidock", check=False,
+              timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "agency, station_id, timezone" in done.stderr and str(SETTINGS) in done.stderr
+    assert not (STORE / "catalog.db").exists()  # refused before anything was made
+    text = SETTINGS.read_text()
+    SETTINGS.write_text(text.replace('# agency = ""', 'agency = "测试市公安局"')
+                        .replace('# station_id = ""', 'station_id = "dock-01"')
+                        .replace('# timezone = ""', f'timezone = "{ZONE.key}"'))
+    run_dir = RUN  # (systemd makes it for the service: RuntimeDirectory=)
+    run_dir.mkdir(mode=0o750)
+    shutil.chown(run_dir, "evidock", "evidock")
+    # setpriv execs the daemon itself as the service user, so SIGTERM reaches it as it
+    # does from systemd (runuser would stand between them as a session)
+    daemon = subprocess.Popen(["setpriv", "--reuid=evidock", "--regid=evidock",
+                               "--init-groups", "/usr/local/bin/evidock", "daemon",
+                               "--no-udev"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd="/", env={"PATH": os.environ["PATH"]})
+    try:
+        deadline = time.monotonic() + 60
+        while not (run_dir / "status.json").exists() and time.monotonic() < deadline:
+            assert daemon.poll() is None, daemon.communicate()
+            time.sleep(0.2)
+        assert mode_owner(STORE / "catalog.db")[1:] == ("evidock", "evidock")
+        assert mode_owner(STORE / "keys" / "station.key") == ("0o400", "evidock", "evidock")
+        # root's command on the service's store acts as the service user
+        sh("/usr/local/bin/evidock", "officer", "add", "100231", "--name", "张伟",
+           "--by", "root-admin")
+        owners = {mode_owner(p)[1] for p in STORE.rglob("*")}
+        assert owners == {"evidock"}, owners
+        # an admin in the group reads the station with no environment of their own
+        sh("useradd", "--create-home", "--groups", "evidock", "evidock-test-admin")
+        status = sh("/usr/local/bin/evidock", "status", user="evidock-test-admin")
+        assert "station dock-01" in status.stdout
+        listed = sh("/usr/local/bin/evidock", "officer", "list", user="evidock-test-admin")
+        assert "100231" in listed.stdout
+        # a user outside it gets a clear message, not a traceback
+        sh("useradd", "--create-home", "evidock-test-stranger")
+        refused = sh("/usr/local/bin/evidock", "log", user="evidock-test-stranger",
+                     check=False)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr
+        assert "join the group evidock" in refused.stderr, refused.stderr
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+
+
+def test_uninstall_leaves_the_evidence(installed: Path) -> None:
+    (STORE / "marker").write_text("evidence")
+    sh(str(SOURCE / "scripts" / "uninstall.sh"), "--prefix", str(PREFIX))
+    assert not installed.exists() and not Path("/usr/local/bin/evidock").exists()
+    assert not Path("/etc/systemd/system/evidock.service").exists()
+    assert (STORE / "marker").read_text() == "evidence" and SETTINGS.exists()
+    pwd.getpwnam("evidock")
