@@ -39,6 +39,7 @@ from agent.owner import no_access
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
+from agent.retention_cli import hold_app, purge
 from agent.settings import SYSTEM_CONFIG, config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
@@ -107,7 +108,9 @@ app.add_typer(officer_app, name="officer")
 app.add_typer(explain_app, name="explain")
 app.add_typer(duty_app, name="duty")
 app.add_typer(case_app, name="case")
+app.add_typer(hold_app, name="hold")
 app.command("overdue")(overdue)
+app.command("purge")(purge)
 app.command("report")(report)
 
 

@@ -160,21 +160,25 @@ def check_iso(iso: Path) -> None:
 
 
 def select(station: IngestContext, request: ExportRequest) -> list[Recording]:
-    """The recordings to export, by id (in the order given) or by case (oldest first)."""
+    """The recordings to export, by id (in the order given) or by case (oldest first);
+    a recording purged by rule (R8) has no file left to export."""
     catalog = station.catalog
     if request.case is not None:
         rows = list(catalog.recordings(LogFilter(case=request.case)))
         if not rows:
             raise NotFound(f"no recording has case number {request.case!r}; "
                            "see `evidock log --case`")
-        return rows
-    rows, seen = [], set()
-    for rec_id in request.recording_ids:
-        if not 0 <= rec_id < 2**63:
-            raise NotFound(f"no recording with id {rec_id}")
-        if rec_id not in seen:
-            seen.add(rec_id)
-            rows.append(catalog.recording(rec_id))
+    else:
+        rows, seen = [], set()
+        for rec_id in request.recording_ids:
+            if not 0 <= rec_id < 2**63:
+                raise NotFound(f"no recording with id {rec_id}")
+            if rec_id not in seen:
+                seen.add(rec_id)
+                rows.append(catalog.recording(rec_id))
+    if purged := [r for r in rows if r.purged_at is not None]:
+        raise UsageError("purged by rule (R8), their files are gone: recording(s) "
+                         + ", ".join(f"{r.id} ({r.purged_at:%Y-%m-%d})" for r in purged))
     return rows
 
 

@@ -18,7 +18,7 @@ TIME_FIELDS = frozenset((
     "start", "end", "recorder_start", "recorder_end", "ingested_at", "deadline",
     "occurred_at", "made_at", "registered_at", "retired_at", "first_seen", "last_seen",
     "started_at", "finished_at", "at", "from", "until", "returned_at", "declared_at",
-    "ended_at", "due", "filed_at", "closed_at"))
+    "ended_at", "due", "filed_at", "closed_at", "purged_at", "until", "released_at"))
 
 
 def _t(moment: datetime | None) -> str | None:
@@ -39,6 +39,9 @@ def recording_dict(row: Recording) -> dict[str, Any]:
         "vault_path": row.vault_path, "sidecar": row.sidecar, "attached_to": row.attached_to,
         "record_format": record.fields()["format"], "clock_offset_s": row.clock_offset_s,
         "recorder_start": _t(record.recorder_start), "recorder_end": _t(record.recorder_end),
+        "purged_at": _t(row.purged_at), "purged_by": row.purged_by,
+        "purge_approved_by": row.purge_approved_by, "purge_approval": row.purge_approval,
+        "purge_why": row.purge_why,
         "media": json.loads(row.media_json) if row.media_json else None,
     }
 

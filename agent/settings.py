@@ -8,6 +8,7 @@ when it exists. A missing default file is fine; a missing named file is an error
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from pydantic import (
 from agent.owner import no_access
 from ingest.naming import never_matches, time_groups
 from storage.errors import ConfigError
+from storage.retention import MIN_RETENTION_DAYS
 
 SYSTEM_CONFIG = Path("/etc/evidock/evidock.toml")
 
@@ -158,6 +160,11 @@ class Settings(BaseModel):
         default_factory=lambda: [DEFAULT_PATTERN],
         description="regexes with named groups device, officer, date, time, important",
     )
+    retention_days: dict[str, float] = Field(
+        default_factory=lambda: {"default": 183.0, "case": 10958.0},
+        description="R8: days a recording is kept after its end, by class: 'default', "
+        "'case' (in a case: 30 years), or a category; the longest that applies wins; none "
+        "under 183 (six months)")
     umask: str = Field(
         default="0077", pattern=r"^0?[0-7]{3}$",
         description="file mode creation mask for what evidock writes (octal): 0077 keeps "
@@ -206,6 +213,17 @@ class Settings(BaseModel):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _six_months(cls, value: dict[str, float]) -> dict[str, float]:
+        if "default" not in value:
+            raise ValueError("needs a 'default' class")
+        for name, days in value.items():
+            if not math.isfinite(days) or days < MIN_RETENTION_DAYS:
+                raise ValueError(f"class {name!r}: {days:g} days; R8 keeps footage at least "
+                                 f"{MIN_RETENTION_DAYS} days (six months)")
         return value
 
     @field_validator("file_patterns")
@@ -291,22 +309,28 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(_ENV_PREFIX) :].lower()
         if key not in fields:
             raise ConfigError(f"unknown setting in environment: {name}")
-        is_list = get_origin(fields[key].annotation) is list
-        values[key] = _json_list(name, raw) if is_list else raw
+        kind = get_origin(fields[key].annotation)
+        values[key] = _json(name, raw, kind) if kind in (list, dict) else raw
     return values
 
 
-def _json_list(name: str, raw: str) -> list[Any]:
-    """A list setting from the environment: a JSON list, since any separator (':' included)
-    can occur inside a pattern or a path."""
+_JSON_EXAMPLE: dict[type, str] = {list: '["first", "second"]',
+                                  dict: '{"default": 183, "case": 10958}'}
+
+
+def _json(name: str, raw: str, kind: type) -> Any:
+    """A list or table setting from the environment: JSON, since any separator (':'
+    included) can occur inside a pattern or a path."""
+    what = "list" if kind is list else "object"
+    example = f"e.g. {name}='{_JSON_EXAMPLE[kind]}'"
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a JSON list, e.g. {name}='[\"first\", "
-                          f"\"second\"]' (backslashes doubled): {exc}") from exc
-    if not isinstance(value, list):
-        raise ConfigError(f"{name} must be a JSON list, e.g. {name}='[\"first\", "
-                          f"\"second\"]', not {type(value).__name__}")
+        raise ConfigError(f"{name} must be a JSON {what}, {example} (backslashes doubled): "
+                          f"{exc}") from exc
+    if not isinstance(value, kind):
+        raise ConfigError(f"{name} must be a JSON {what}, {example}, not "
+                          f"{type(value).__name__}")
     return value
 
 

@@ -41,6 +41,7 @@ from storage.models import (
     Recording,
     row_from_json,
 )
+from storage.retention import finish_purges
 from storage.text import shown
 from storage.vault import QUARANTINE, WORK, is_taken
 
@@ -84,6 +85,8 @@ def recover(st: IngestContext) -> list[str]:
         for dock in st.catalog.open_sessions():
             if dock.owner is None or not vault.owner_alive(dock.owner):
                 done.append(_close(st, dock))
+        done.extend(f"removed {rel}: its recording's purge by rule (R8) was recorded, the "
+                    "file was still there" for rel in finish_purges(st.catalog, vault))
     for line in done:
         log.warning("recovery: %s", shown(line, 1000))
     return done

@@ -110,10 +110,21 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
     keys = {**report.ledger_keys, **keys}  # records signed before a rotation still check
     rows = catalog.recordings()
     report.recordings = len(rows)
+    kept = {r.vault_path for r in rows if r.purged_at is None}
     for row in rows:
-        for problem in (_check_signature(row, keys), _check_file(row, vault)):
+        if row.purged_at is not None:  # a tombstone: its file is gone by rule (R8)
+            problem = _check_signature(row, keys)
+            if problem is None and row.vault_path not in kept and vault.path(
+                    row.vault_path).exists():
+                report.repairs.append(Problem(
+                    "unfinished_purge", f"recording {row.id} ({row.vault_path})",
+                    "purged, but its file is still there; the next start (or purge) "
+                    "removes it"))
             if problem is not None:
                 problems.append(problem)
+        else:
+            problems.extend(p for p in (_check_signature(row, keys), _check_file(row, vault))
+                            if p is not None)
         if on_file:
             on_file(row.vault_path)
 

@@ -36,6 +36,7 @@ from storage.models import (
     DockSession,
     Duty,
     Explanation,
+    Hold,
     LedgerHead,
     LedgerLeaf,
     LoggedDeviceEvent,
@@ -53,7 +54,7 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case)
+                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case, Hold)
 }
 
 #: The columns added to ledger tables since the ledger began (schema 0004), with the value
@@ -63,7 +64,9 @@ COLUMNS_ADDED: dict[str, dict[str, Any]] = {
     "officer": {"role": None},
     "device": {"checked_out_to": None},
     "explanation": {"related_recording_id": None},
-    "recording": {"sidecar": False, "attached_to": None, "clock_offset_s": None},
+    "recording": {"sidecar": False, "attached_to": None, "clock_offset_s": None,
+                  "purged_at": None, "purged_by": None, "purge_approved_by": None,
+                  "purge_approval": None, "purge_why": None},
     "device_event": {"clock_offset_s": None},
     "dock_session": {"ready_json": None},
 }

@@ -157,6 +157,28 @@ class Recording(SQLModel, table=True):
     # The recorder's clock minus the station's, in whole seconds, as measured at the dock
     # and taken off the recorder's times; None: unknown (the times are the recorder's).
     clock_offset_s: int | None = None
+    # Purged by rule (R8): the file is gone, the row and its signed record stay (a tombstone)
+    purged_at: datetime | None = utc_field(nullable=True, index=True)
+    purged_by: str | None = None
+    purge_approved_by: str | None = None
+    purge_approval: str | None = None  # the approval's reference
+    purge_why: str | None = None
+
+
+class Hold(SQLModel, table=True):
+    """A long-term hold (R9): the recording, or every recording of the case, is kept."""
+
+    __tablename__ = "hold"
+    id: int | None = Field(default=None, primary_key=True)
+    recording_id: int | None = Field(default=None, index=True)
+    case_no: str | None = Field(default=None, index=True)
+    reason: str  # dispute, complaint, assault, emergency, evidence, other
+    note: str
+    placed_by: str
+    placed_at: datetime = utc_field()
+    released_at: datetime | None = utc_field(nullable=True)
+    released_by: str | None = None
+    release_note: str | None = None
 
 
 class Explanation(SQLModel, table=True):

@@ -230,7 +230,8 @@ class Vault:
         return self._digest(self._temporary(rel), rel)
 
     def unlink(self, rel: PurePosixPath) -> None:
-        """Remove a name in an area (recovery only, once the file has another name)."""
+        """Remove a name in an area: recovery, once the file has another name; a purge by
+        rule, once its tombstone is recorded (storage/retention.py)."""
         path = self.path(rel)
         try:
             path.unlink()

@@ -1,5 +1,6 @@
 """the recorder clock's offset applied to a recording's times and to its event log;
-what the recorder said when asked again after its dock (its readiness for a shift)
+what the recorder said when asked again after its dock (its readiness for a shift);
+retention: recordings purged by rule keep their row as a tombstone, and holds
 
 A recording keeps the times as corrected (its start and end); the offset applied
 (whole seconds, the recorder's clock minus the station's, null when unknown) gives
@@ -16,6 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+import storage.models
+
 revision = '0007'
 down_revision = '0006'
 branch_labels = None
@@ -29,9 +32,39 @@ def upgrade() -> None:
         batch.add_column(sa.Column('clock_offset_s', sa.Integer(), nullable=True))
     with op.batch_alter_table('dock_session') as batch:
         batch.add_column(sa.Column('ready_json', sa.String(), nullable=True))
+    with op.batch_alter_table('recording') as batch:
+        batch.add_column(sa.Column('purged_at', storage.models.UTCDateTime(timezone=True),
+                                   nullable=True))
+        for name in ('purged_by', 'purge_approved_by', 'purge_approval', 'purge_why'):
+            batch.add_column(sa.Column(name, sa.String(), nullable=True))
+    op.create_index('ix_recording_purged_at', 'recording', ['purged_at'])
+    op.create_table(
+        'hold',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('recording_id', sa.Integer(), nullable=True),
+        sa.Column('case_no', sa.String(), nullable=True),
+        sa.Column('reason', sa.String(), nullable=False),
+        sa.Column('note', sa.String(), nullable=False),
+        sa.Column('placed_by', sa.String(), nullable=False),
+        sa.Column('placed_at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('released_at', storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column('released_by', sa.String(), nullable=True),
+        sa.Column('release_note', sa.String(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_hold_recording_id', 'hold', ['recording_id'])
+    op.create_index('ix_hold_case_no', 'hold', ['case_no'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_hold_case_no', table_name='hold')
+    op.drop_index('ix_hold_recording_id', table_name='hold')
+    op.drop_table('hold')
+    op.drop_index('ix_recording_purged_at', table_name='recording')
+    with op.batch_alter_table('recording') as batch:
+        for name in ('purge_why', 'purge_approval', 'purge_approved_by', 'purged_by',
+                     'purged_at'):
+            batch.drop_column(name)
     with op.batch_alter_table('dock_session') as batch:
         batch.drop_column('ready_json')
     with op.batch_alter_table('device_event') as batch:
