@@ -20,10 +20,12 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperGroup
 
-from agent import render
+from agent import access, render
+from agent.access_cli import access_app
 from agent.case_cli import case_app
 from agent.cliutil import (
     State,
+    caller_of,
     emit_json,
     finish,
     moment_of,
@@ -35,12 +37,13 @@ from agent.cliutil import (
 )
 from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
+from agent.installed import SYSTEM_CONFIG
 from agent.owner import no_access
 from agent.progress import SignalStop, TerminalProgress
 from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
 from agent.retention_cli import hold_app, purge
-from agent.settings import SYSTEM_CONFIG, config_path
+from agent.settings import config_path
 from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
 from agent.status import NotRunning, read_status
 from devices.source import FolderSource
@@ -109,6 +112,7 @@ app.add_typer(explain_app, name="explain")
 app.add_typer(duty_app, name="duty")
 app.add_typer(case_app, name="case")
 app.add_typer(hold_app, name="hold")
+app.add_typer(access_app, name="access")
 app.command("overdue")(overdue)
 app.command("purge")(purge)
 app.command("report")(report)
@@ -301,16 +305,26 @@ def log_cmd(
     limit: Annotated[int, typer.Option(
         min=0, help="show the most recent N that match (0: all)")] = 1000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    reason: access.Reason = None,
 ) -> None:
-    """The ingest log: the recordings that match, oldest first (the most recent --limit)."""
+    """The ingest log: the recordings that match, oldest first (the most recent --limit).
+    An officer sees only their own; another officer's rows listed are registered (R12)."""
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
-    flt = LogFilter(device=device, officer=officer, since=moment_of(since, settings, upper=False),
-                    until=moment_of(until, settings, upper=True), late=True if late else None,
-                    state=state, case=case)
+    start, end = moment_of(since, settings, upper=False), moment_of(until, settings, upper=True)
     catalog = open_reader(settings).catalog
+    own = access.own_officers(ctx, catalog)
+    if own is not None:  # an officer: their own recordings only
+        if officer is not None and officer not in own:
+            raise UsageError(f"officers see only their own recordings; {officer} is not "
+                             f"{', '.join(sorted(own)) or 'theirs (no officer has their login)'}")
+        officer = officer or (min(own) if own else "")
+    flt = LogFilter(device=device, officer=officer, since=start, until=end,
+                    late=True if late else None, state=state, case=case)
     found = catalog.recordings(flt, limit=limit or None)
+    access.guard(ctx, settings, catalog, "log", found, access.Approved(reason=reason),
+                 approval_needed=False)
     if limit and len(found) == limit and (total := catalog.count_recordings(flt=flt)) > limit:
         sys.stderr.write(f"showing the {limit:,} most recent of {total:,} recordings that "
                          "match; --limit 0 shows all\n")
@@ -323,12 +337,18 @@ def log_cmd(
 
 @app.command()
 def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")],
-         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One recording with its explanations."""
-    catalog = open_reader(settings_of(ctx)).catalog
+         as_json: Annotated[bool, typer.Option("--json")] = False,
+         reason: access.Reason = None, approved_by: access.ApprovedBy = None,
+         approval: access.Approval = None) -> None:
+    """One recording with its explanations (another officer's: with an approval, R12)."""
+    settings = settings_of(ctx)
+    catalog = open_reader(settings).catalog
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
-    data = render.recording_dict(catalog.recording(rec_id))
+    rec = catalog.recording(rec_id)
+    access.guard(ctx, settings, catalog, "show", [rec],
+                 access.Approved(reason, approved_by, approval))
+    data = render.recording_dict(rec)
     data["explanations"] = [render.explanation_dict(e)
                             for e in catalog.explanations(recording_id=rec_id)]
     if as_json:
@@ -359,6 +379,8 @@ def annotate(
     case: Annotated[str | None, typer.Option(help="case number (案由)")] = None,
     party: Annotated[str | None, typer.Option(help="party (当事人)")] = None,
     category: Annotated[str | None, typer.Option(help="enforcement category")] = None,
+    reason: access.Reason = None, approved_by: access.ApprovedBy = None,
+    approval: access.Approval = None,
 ) -> None:
     """Add case, party or category to a recording (the file itself never changes)."""
     if case is None and party is None and category is None:
@@ -367,6 +389,9 @@ def annotate(
     station = open_station(settings, create=False)
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
+    access.guard(ctx, settings, station.catalog, "annotate",
+                 [station.catalog.recording(rec_id)],
+                 access.Approved(reason, approved_by, approval))
     rec = station.catalog.annotate(rec_id, by=by, case_no=case, party=party,
                                    category=category)
     out.print(f"recording {rec.id}: case={rec.case_no} party={rec.party} "
@@ -593,9 +618,10 @@ def export_cmd(
     case: Annotated[str | None, typer.Option(help="export every recording of this case")] = None,
     iso: Annotated[Path | None, typer.Option(help="also write an ISO 9660 disc image")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    approval: access.Approval = None,
 ) -> None:
     """Export recordings as a self-verifying evidence package with a written description."""
-    from agent.export import ExportRequest, run_export  # imported here: one block of cli.py
+    from agent.export import ExportRequest, run_export, select
 
     settings = settings_of(ctx)
     request = ExportRequest(recording_ids=tuple(recording or ()), case=case, out=out_dir,
@@ -603,6 +629,9 @@ def export_cmd(
                             approved_by=approved_by, iso=iso)
     station = open_station(settings, create=False)
     try:
+        if caller_of(ctx).delegated:  # (for others, run_export checks the request first)
+            access.guard(ctx, settings, station.catalog, "export", select(station, request),
+                         access.Approved(reason, approved_by, approval))
         result = run_export(station, request, timezone=settings.timezone,
                             outbox=settings.checkpoint_outbox)
     finally:

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from agent.owner import act_as_owner
+from agent.roles import Caller, authorize, caller, delegated_run
 from agent.settings import Settings, load_settings
 from storage.errors import UsageError
 
@@ -27,6 +28,7 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 class State:
     config: Path | None
     utc: bool = False  # --utc: times shown in UTC, not the station's zone
+    caller: Caller | None = None  # who runs the command (once its settings are read)
 
 
 # The zone this command shows times in: the station's once its settings are read.
@@ -36,11 +38,24 @@ _shown_zone: tzinfo = UTC
 def settings_of(ctx: typer.Context) -> Settings:
     global _shown_zone
     state: State = ctx.ensure_object(State)
+    if state.config is not None and delegated_run():
+        raise UsageError("--config cannot be given through delegation: the station's own "
+                         "settings apply")
     settings = load_settings(state.config)
     _shown_zone = UTC if state.utc else ZoneInfo(settings.station_zone_name)
     os.umask(int(settings.umask, 8))
+    who = caller(settings.role_groups, settings.home)
+    authorize(who, ctx.command_path.partition(" ")[2])
+    state.caller = who
     act_as_owner(settings.home)  # root on the service's store: as the service user
     return settings
+
+
+def caller_of(ctx: typer.Context) -> Caller:
+    """Who runs the command (settings_of must have run)."""
+    who = ctx.ensure_object(State).caller
+    assert who is not None, "settings_of first"
+    return who
 
 
 def when(value: datetime | str | None, missing: str = "?") -> str:

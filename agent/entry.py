@@ -12,10 +12,15 @@ Python's again (cli.EvidockGroup.invoke): cli.py gives it exit code 130, and
 from __future__ import annotations
 
 import signal
+import sys
 
 
 def main() -> None:
     usual = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    from agent.installed import SYSTEM_CONFIG
+    from agent.roles import delegate
+
+    delegate(sys.argv, SYSTEM_CONFIG)  # a role member on an installed station: via sudo
     from cli import main as evidock  # the heavy imports, under the default action
 
     evidock(sigint=usual)  # Python's Ctrl-C again once the command is invoked

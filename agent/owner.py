@@ -53,10 +53,13 @@ def no_access(path: Path | str | None, doing: str = "read") -> str:
             break
         except (PermissionError, FileNotFoundError, KeyError):
             where = where.parent if where != where.parent else None
-    hint = (f"join the group {group} (as root: adduser {user} {group}; then log in again)"
+    hint = (f"ask an admin to add you to the group {group} or, on an installed station, to "
+            "the role group you need (evidock-officer, evidock-custodian, "
+            f"evidock-supervisor or evidock-admin; as root: adduser {user} GROUP, then log in "
+            "again: evidock then runs as the station's service user for you)"
             if group and group != "root" else "ask the station's admin")
-    return (f"permission denied: user {user} may not {doing} {path}; to use this station, "
-            f"{hint}, or run evidock as root (it then acts as the store's owner)")
+    return (f"permission denied: user {user} may not {doing} {path}; {hint}; or run evidock "
+            "as root (it then acts as the store's owner)")
 
 
 def _has_account() -> bool:

@@ -58,7 +58,7 @@ def dock_dict(d: DockSession) -> dict[str, Any]:
 
 def officer_dict(o: Officer) -> dict[str, Any]:
     return {"officer": o.officer_no, "name": o.name, "unit_no": o.unit_no,
-            "unit_name": o.unit_name, "role": o.role}
+            "unit_name": o.unit_name, "role": o.role, "login": o.login}
 
 
 def _table(rows: list[dict[str, Any]]) -> None:
@@ -223,10 +223,14 @@ def add_officer(ctx: typer.Context,
                 unit_name: Annotated[str | None, typer.Option(help="unit name")] = None,
                 role: Annotated[Role, typer.Option(
                     help="who they are: custodians and supervisors sign for storage "
-                         "faults and device custody")] = Role.OFFICER) -> None:
+                         "faults and device custody")] = Role.OFFICER,
+                login: Annotated[str | None, typer.Option(
+                    help="their account on this station (R12: officers see their own "
+                         "recordings)")] = None) -> None:
     """Add (or update) an officer; only added officers can sign statements."""
     o = _registry(ctx).add_officer(Officer(officer_no=officer_no, name=name, unit_no=unit_no,
-                                           unit_name=unit_name, role=str(role)), by=by)
+                                           unit_name=unit_name, role=str(role),
+                                           login=login), by=by)
     say(f"officer {o.officer_no} {o.name} ({o.role})")
 
 

@@ -27,12 +27,12 @@ from pydantic import (
     model_validator,
 )
 
+from agent.installed import SYSTEM_CONFIG
 from agent.owner import no_access
+from agent.roles import DEFAULT_GROUPS
 from ingest.naming import never_matches, time_groups
 from storage.errors import ConfigError
 from storage.retention import MIN_RETENTION_DAYS
-
-SYSTEM_CONFIG = Path("/etc/evidock/evidock.toml")
 
 # The naming most recorders use: <prefix>_<device>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].<ext>
 DEFAULT_PATTERN = (
@@ -165,6 +165,12 @@ class Settings(BaseModel):
         description="R8: days a recording is kept after its end, by class: 'default', "
         "'case' (in a case: 30 years), or a category; the longest that applies wins; none "
         "under 183 (six months)")
+    role_groups: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_GROUPS),
+        description="R12: the OS group of each role (officer, custodian, supervisor, admin)")
+    access_approval_required: bool = Field(
+        default=True, description="R12: viewing, exporting or tagging another officer's "
+        "recordings needs --approval and --approved-by (registered in the access log)")
     umask: str = Field(
         default="0077", pattern=r"^0?[0-7]{3}$",
         description="file mode creation mask for what evidock writes (octal): 0077 keeps "
@@ -213,6 +219,13 @@ class Settings(BaseModel):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
                 raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("role_groups")
+    @classmethod
+    def _roles(cls, value: dict[str, str]) -> dict[str, str]:
+        if set(value) != set(DEFAULT_GROUPS):
+            raise ValueError(f"needs exactly the roles {', '.join(DEFAULT_GROUPS)}")
         return value
 
     @field_validator("retention_days")

@@ -34,7 +34,7 @@ say() { printf 'evidock install: %s\n' "$*"; }
 missing=()
 # Debian's own Python (not one in a user's home, which the service could not run).
 python=/usr/bin/python3
-for pkg in python3 python3-venv udisks2 polkitd; do
+for pkg in python3 python3-venv udisks2 polkitd sudo; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -68,7 +68,18 @@ if [ ! -e /etc/evidock/evidock.toml ]; then
     say "wrote /etc/evidock/evidock.toml: fill in agency, station_id and timezone"
 fi
 
-# 5. Units, udev rules, polkit rule.
+# 5. Delegation (agent/roles.py): members of the role groups run exactly this command as
+#    the service user, which checks their role; nothing else.
+cat > /etc/sudoers.d/evidock.new <<'SUDOERS'
+# evidock (scripts/install.sh): people in the role groups use the station through
+# evidock, run as the service user; evidock checks each one's role (R12).
+%evidock-officer,%evidock-custodian,%evidock-supervisor,%evidock-admin ALL=(evidock) NOPASSWD: /usr/local/bin/evidock
+SUDOERS
+chmod 0440 /etc/sudoers.d/evidock.new
+visudo -cqf /etc/sudoers.d/evidock.new
+mv /etc/sudoers.d/evidock.new /etc/sudoers.d/evidock
+
+# 6. Units, udev rules, polkit rule.
 install -m 0644 "$source_dir/systemd/evidock.service" "$source_dir/systemd/evidock-verify.service" \
     "$source_dir/systemd/evidock-verify.timer" /etc/systemd/system/
 /usr/local/bin/evidock --config /etc/evidock/evidock.toml udev-rules \
@@ -78,7 +89,7 @@ mv /etc/udev/rules.d/70-evidock.rules.new /etc/udev/rules.d/70-evidock.rules
 install -d -m 0755 /etc/polkit-1/rules.d
 install -m 0644 "$source_dir/systemd/50-evidock.rules" /etc/polkit-1/rules.d/50-evidock.rules
 
-# 6. Enable (systemd and udevd are told only where they run: not in a container).
+# 7. Enable (systemd and udevd are told only where they run: not in a container).
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     [ "$enable" = yes ] && systemctl enable evidock.service evidock-verify.timer
@@ -91,3 +102,4 @@ if udevadm control --reload 2>/dev/null; then :; else say "udevd is not running:
 say "done. Next: edit /etc/evidock/evidock.toml (agency, station_id, timezone), then"
 say "  systemctl start evidock.service && evidock status"
 say "People: adduser NAME evidock-officer | evidock-custodian | evidock-supervisor | evidock-admin"
+say "  (and, for an officer, evidock officer add NO --name ... --login NAME --by ...)"

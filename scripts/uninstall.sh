@@ -21,7 +21,8 @@ if [ -d /run/systemd/system ]; then
 fi
 for unit in "${units[@]}"; do rm -f "/etc/systemd/system/$unit"; done
 [ -d /run/systemd/system ] && systemctl daemon-reload
-rm -f /etc/udev/rules.d/70-evidock.rules /etc/polkit-1/rules.d/50-evidock.rules
+rm -f /etc/udev/rules.d/70-evidock.rules /etc/polkit-1/rules.d/50-evidock.rules \
+    /etc/sudoers.d/evidock
 udevadm control --reload 2>/dev/null || true  # (udevd may not run)
 if [ "$(readlink /usr/local/bin/evidock 2>/dev/null)" = "$prefix/bin/evidock" ]; then
     rm -f /usr/local/bin/evidock

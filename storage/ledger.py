@@ -29,6 +29,7 @@ from sqlmodel import Session, SQLModel, col, select
 from storage.canonical import canonical_json, utc_text
 from storage.merkle import leaf_hash, node_hash
 from storage.models import (
+    AccessEntry,
     Case,
     Clearing,
     Device,
@@ -54,14 +55,15 @@ LEAF_FORMAT = "evidock-ledger-leaf/1"
 TABLES: dict[str, type[SQLModel]] = {
     str(cls.__tablename__): cls
     for cls in (Station, Officer, Device, DockSession, Recording, Explanation, PendingCopy,
-                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case, Hold)
+                Clearing, LoggedDeviceEvent, Statement, Duty, DeviceNote, Case, Hold,
+                AccessEntry)
 }
 
 #: The columns added to ledger tables since the ledger began (schema 0004), with the value
 #: an upgrade gives the rows already there. An upgrade of a catalog records them in a
 #: ``schema-upgrade`` leaf, so the rows the ledger holds take the new columns too.
 COLUMNS_ADDED: dict[str, dict[str, Any]] = {
-    "officer": {"role": None},
+    "officer": {"role": None, "login": None},
     "device": {"checked_out_to": None},
     "explanation": {"related_recording_id": None},
     "recording": {"sidecar": False, "attached_to": None, "clock_offset_s": None,

@@ -60,6 +60,23 @@ class Officer(SQLModel, table=True):
     # officer, custodian or supervisor once registered (`officer add`); None for an
     # officer known only from what recorders said, who cannot sign statements
     role: str | None = None
+    login: str | None = Field(default=None, index=True)  # their OS account (R12 roles)
+
+
+class AccessEntry(SQLModel, table=True):
+    """R12: one access to recordings by a person (view, export, tag), with its approval."""
+
+    __tablename__ = "access_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_field(index=True)
+    login: str = Field(index=True)  # the OS account that asked
+    roles: str  # their roles then, comma-separated
+    action: str  # show, log, export, annotate
+    recordings: str  # JSON list of the recording ids concerned (log: the ids listed)
+    officers: str  # JSON list of the other officers whose recordings they are
+    reason: str | None = None
+    approved_by: str | None = None
+    approval: str | None = None  # the approval's reference
 
 
 class Device(SQLModel, table=True):

@@ -157,10 +157,23 @@ class Registry:
         _given(by=by, officer=officer.officer_no, name=officer.name)
         with self.catalog.transaction(f"add officer {officer.officer_no}") as db:
             db.merge(officer)
+            if officer.login is not None:
+                taken = db.exec(select(Officer).where(Officer.login == officer.login,
+                                                      Officer.officer_no != officer.officer_no)
+                                ).first()
+                if taken is not None:
+                    raise UsageError(f"login {officer.login} is officer {taken.officer_no}'s")
+            db.merge(officer)
             self.catalog.append_event(db, "officer", officer.officer_no, {
                 "by": by, "name": officer.name, "unit_no": officer.unit_no,
-                "unit_name": officer.unit_name, "role": officer.role})
+                "unit_name": officer.unit_name, "role": officer.role,
+                "login": officer.login})
         return officer
+
+    def officers_of(self, login: str) -> set[str]:
+        """The officer numbers whose OS account is ``login``."""
+        with self.catalog.reading() as db:
+            return set(db.exec(select(Officer.officer_no).where(Officer.login == login)))
 
     def devices(self) -> Sequence[Device]:
         with self.catalog.reading() as db:

@@ -11,17 +11,21 @@ evidence. The installation goes to a test prefix and is removed at the end.
 from __future__ import annotations
 
 import grp
+import json
 import os
 import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from devices.media import make_clip, recorder_name
 from tests.conftest import ZONE
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.skipif(
@@ -65,7 +69,7 @@ def installed() -> Iterator[Path]:
         shutil.rmtree(STORE, ignore_errors=True)
         shutil.rmtree(RUN, ignore_errors=True)
         shutil.rmtree(SETTINGS.parent, ignore_errors=True)
-        for user in ("evidock", "evidock-test-admin", "evidock-test-stranger"):
+        for user in ("evidock", "evidock-test-stranger", *USERS):
             sh("userdel", user, check=False)
         for group in ("evidock", "evidock-officer", "evidock-custodian", "evidock-supervisor",
                       "evidock-admin"):
@@ -94,8 +98,67 @@ def test_every_installed_file_has_its_owner_and_mode(installed: Path) -> None:
     assert "evidock" not in done.stderr, done.stderr  # (other units' warnings are not ours)
 
 
+@pytest.fixture
+def volumes(tmp_path: Path) -> Iterator[Path]:
+    """Two recorders' files where the service user can read them: officer 100231's and
+    officer 100232's."""
+    shared = Path(tempfile.mkdtemp(prefix="evidock-test-", dir="/var/tmp"))
+    try:
+        for officer, device in (("100231", "ZFY0001"), ("100232", "ZFY0002")):
+            start = datetime.now(ZONE).replace(microsecond=0) - timedelta(hours=2)
+            folder = shared / officer / "DCIM"
+            folder.mkdir(parents=True)
+            make_clip(folder / recorder_name(device, officer, start, "MP4"), 1.0, start)
+        for path in [shared, *shared.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield shared
+    finally:
+        shutil.rmtree(shared)
+
+
+USERS = {"ev-officer": "evidock-officer", "ev-custodian": "evidock-custodian",
+         "ev-supervisor": "evidock-supervisor", "ev-admin": "evidock-admin"}
+
+
+def as_user(user: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return sh("/usr/local/bin/evidock", *args, user=user, check=False)
+
+
+def roles_and_the_access_register(volumes: Path) -> None:
+    """Each role through delegation (sudo as the service user), with real OS accounts."""
+    for user, group in USERS.items():
+        sh("useradd", "--create-home", "--groups", group, user)
+    sh("/usr/local/bin/evidock", "officer", "add", "100231", "--name", "张伟",
+       "--login", "ev-officer", "--by", "root-admin")
+    for officer in ("100231", "100232"):
+        sh("/usr/local/bin/evidock", "ingest", str(volumes / officer))
+    logged = json.loads(as_user("ev-officer", "log", "--json").stdout)
+    assert {r["officer"] for r in logged} == {"100231"}  # an officer: their own only
+    mine, = (r["id"] for r in logged)
+    assert as_user("ev-officer", "show", str(mine)).returncode == 0
+    other = 3 - mine
+    refused = as_user("ev-officer", "show", str(other))
+    assert refused.returncode == 2 and "officers see only their own" in refused.stderr
+    refused = as_user("ev-supervisor", "show", str(other))
+    assert refused.returncode == 2 and "need an approval" in refused.stderr, refused.stderr
+    seen = as_user("ev-supervisor", "show", str(other), "--reason", "复核投诉",
+                   "--approved-by", "王局", "--approval", "SP-2026-88")
+    assert seen.returncode == 0, seen.stderr
+    register = json.loads(as_user("ev-supervisor", "access", "log", "--json").stdout)
+    assert [(e["user"], e["action"], e["recordings"], e["approval"]) for e in register] == [
+        ("ev-supervisor", "show", [other], "SP-2026-88")]
+    assert as_user("ev-custodian", "device", "register", "ZFY0009", "--by", "王芳"
+                   ).returncode == 0
+    refused = as_user("ev-custodian", "purge", "--dry-run")
+    assert refused.returncode == 2 and "needs the role admin" in refused.stderr
+    assert as_user("ev-admin", "purge", "--dry-run").returncode == 0
+    refused = as_user("ev-officer", "--config", "/tmp/x.toml", "log")
+    assert refused.returncode == 2 and "delegation" in refused.stderr
+    assert "all intact" in sh("/usr/local/bin/evidock", "verify").stdout
+
+
 def test_the_daemon_refuses_settings_not_filled_in_then_runs_as_the_service_user(
-        installed: Path) -> None:
+        installed: Path, volumes: Path) -> None:
     done = sh("/usr/local/bin/evidock", "daemon", "--no-udev", user="evidock", check=False,
               timeout=60)
     assert done.returncode == 2, done.stderr
@@ -126,18 +189,13 @@ def test_the_daemon_refuses_settings_not_filled_in_then_runs_as_the_service_user
            "--by", "root-admin")
         owners = {mode_owner(p)[1] for p in STORE.rglob("*")}
         assert owners == {"evidock"}, owners
-        # an admin in the group reads the station with no environment of their own
-        sh("useradd", "--create-home", "--groups", "evidock", "evidock-test-admin")
-        status = sh("/usr/local/bin/evidock", "status", user="evidock-test-admin")
-        assert "station dock-01" in status.stdout
-        listed = sh("/usr/local/bin/evidock", "officer", "list", user="evidock-test-admin")
-        assert "100231" in listed.stdout
-        # a user outside it gets a clear message, not a traceback
+        roles_and_the_access_register(volumes)
+        # a user in no role group gets a clear message, not a traceback
         sh("useradd", "--create-home", "evidock-test-stranger")
         refused = sh("/usr/local/bin/evidock", "log", user="evidock-test-stranger",
                      check=False)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr
-        assert "join the group evidock" in refused.stderr, refused.stderr
+        assert "role group you need" in refused.stderr, refused.stderr
     finally:
         daemon.terminate()
         _, err = daemon.communicate(timeout=60)

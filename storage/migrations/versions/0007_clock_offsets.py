@@ -1,6 +1,7 @@
 """the recorder clock's offset applied to a recording's times and to its event log;
 what the recorder said when asked again after its dock (its readiness for a shift);
-retention: recordings purged by rule keep their row as a tombstone, and holds
+retention: recordings purged by rule keep their row as a tombstone, and holds;
+officers' OS accounts and the access register (R12)
 
 A recording keeps the times as corrected (its start and end); the offset applied
 (whole seconds, the recorder's clock minus the station's, null when unknown) gives
@@ -38,6 +39,25 @@ def upgrade() -> None:
         for name in ('purged_by', 'purge_approved_by', 'purge_approval', 'purge_why'):
             batch.add_column(sa.Column(name, sa.String(), nullable=True))
     op.create_index('ix_recording_purged_at', 'recording', ['purged_at'])
+    with op.batch_alter_table('officer') as batch:
+        batch.add_column(sa.Column('login', sa.String(), nullable=True))
+    op.create_index('ix_officer_login', 'officer', ['login'])
+    op.create_table(
+        'access_entry',
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('at', storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column('login', sa.String(), nullable=False),
+        sa.Column('roles', sa.String(), nullable=False),
+        sa.Column('action', sa.String(), nullable=False),
+        sa.Column('recordings', sa.String(), nullable=False),
+        sa.Column('officers', sa.String(), nullable=False),
+        sa.Column('reason', sa.String(), nullable=True),
+        sa.Column('approved_by', sa.String(), nullable=True),
+        sa.Column('approval', sa.String(), nullable=True),
+        sa.PrimaryKeyConstraint('id'),
+    )
+    op.create_index('ix_access_entry_at', 'access_entry', ['at'])
+    op.create_index('ix_access_entry_login', 'access_entry', ['login'])
     op.create_table(
         'hold',
         sa.Column('id', sa.Integer(), nullable=False),
@@ -57,6 +77,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index('ix_access_entry_login', table_name='access_entry')
+    op.drop_index('ix_access_entry_at', table_name='access_entry')
+    op.drop_table('access_entry')
+    op.drop_index('ix_officer_login', table_name='officer')
+    with op.batch_alter_table('officer') as batch:
+        batch.drop_column('login')
     op.drop_index('ix_hold_case_no', table_name='hold')
     op.drop_index('ix_hold_recording_id', table_name='hold')
     op.drop_table('hold')
