@@ -143,10 +143,33 @@ def roles_and_the_access_register(volumes: Path) -> None:
     assert refused.returncode == 2 and "need an approval" in refused.stderr, refused.stderr
     seen = as_user("ev-supervisor", "show", str(other), "--reason", "复核投诉",
                    "--approved-by", "王局", "--approval", "SP-2026-88")
+    assert "officer_name" in seen.stdout
     assert seen.returncode == 0, seen.stderr
+    approved = ("--approved-by", "王局", "--approval", "SP-2026-88")
+    refused = as_user("ev-supervisor", "annotate", str(other), "--case", "2026-9",
+                      "--by", "sup")
+    assert refused.returncode == 2 and "need an approval" in refused.stderr
+    assert as_user("ev-supervisor", "annotate", str(other), "--case", "2026-9", "--by",
+                   "sup", "--reason", "立案", *approved).returncode == 0
+    package = Path(tempfile.mkdtemp(prefix="evidock-pkg-", dir="/var/tmp"))
+    shutil.chown(package, "evidock", "evidock")
+    try:
+        exported = as_user("ev-supervisor", "export", "--recording", str(other), "--out",
+                           str(package / "p"), "--collector", "李", "--place", "队部",
+                           "--reason", "移送", *approved)
+        assert exported.returncode == 0, exported.stderr
+    finally:
+        shutil.rmtree(package)
+    assert as_user("ev-supervisor", "log", "--reason", "月度检查").returncode == 0
     register = json.loads(as_user("ev-supervisor", "access", "log", "--json").stdout)
     assert [(e["user"], e["action"], e["recordings"], e["approval"]) for e in register] == [
-        ("ev-supervisor", "show", [other], "SP-2026-88")]
+        ("ev-supervisor", "show", [other], "SP-2026-88"),
+        ("ev-supervisor", "annotate", [other], "SP-2026-88"),
+        ("ev-supervisor", "export", [other], "SP-2026-88"),
+        ("ev-supervisor", "log", sorted([mine, other]), None)]  # nobody's are theirs
+    assert register[3]["reason"] == "月度检查" and register[0]["officers"] == ["100232"]
+    mine_only = as_user("ev-officer", "access", "log")
+    assert mine_only.returncode == 2 and "needs the role" in mine_only.stderr
     assert as_user("ev-custodian", "device", "register", "ZFY0009", "--by", "王芳"
                    ).returncode == 0
     refused = as_user("ev-custodian", "purge", "--dry-run")
