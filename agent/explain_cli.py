@@ -8,11 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from agent import render
+from agent.access import own_officers
 from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.render import TIME_FIELDS
 from agent.settings import Settings, local_zone_name
 from agent.station import open_reader, open_station
 from ingest.explain import Reason, check_signers
+from storage.catalog import Catalog, LogFilter
 from storage.durable import write_atomic
 from storage.errors import UsageError
 from storage.explanations import ExplanationFilter, Explanations
@@ -33,9 +35,32 @@ def _reader(ctx: typer.Context) -> tuple[Explanations, Settings]:
     return Explanations(open_reader(settings).catalog), settings
 
 
+def _visible(ctx: typer.Context, catalog: Catalog) -> set[int] | None:
+    """The recordings whose explanations the caller may see; None: all (R12: an
+    officer sees those about their own recordings)."""
+    own = own_officers(ctx, catalog)
+    if own is None:
+        return None
+    return {r.id for o in own for r in catalog.recordings(LogFilter(officer=o))
+            if r.id is not None}
+
+
+def _about_visible(exp: Explanation, visible: set[int] | None) -> bool:
+    return visible is None or bool({exp.recording_id, exp.related_recording_id} & visible)
+
+
+def _get(ctx: typer.Context, book: Explanations, explanation_id: int) -> Explanation:
+    exp = book.get(explanation_id)
+    if not _about_visible(exp, _visible(ctx, book.catalog)):
+        raise UsageError(f"officers see only explanations about their own recordings; "
+                         f"explanation {explanation_id} is not about one of theirs")
+    return exp
+
+
 def list_explanations(ctx: typer.Context, flt: ExplanationFilter, as_json: bool) -> None:
     book, _ = _reader(ctx)
-    rows = [render.explanation_dict(e) for e in book.list(flt)]
+    visible = _visible(ctx, book.catalog)
+    rows = [render.explanation_dict(e) for e in book.list(flt) if _about_visible(e, visible)]
     if as_json:
         emit_json(rows)
         return
@@ -91,7 +116,7 @@ def _officer_of(book: Explanations, exp: Explanation) -> str | None:
 def show_cmd(ctx: typer.Context, explanation_id: Id, as_json: Json = False) -> None:
     """One explanation: the facts evidock recorded and every statement on it."""
     book, _ = _reader(ctx)
-    data, statements = _document_data(book, book.get(explanation_id))
+    data, statements = _document_data(book, _get(ctx, book, explanation_id))
     data["statements"] = statements
     if as_json:
         emit_json(data)
@@ -120,6 +145,7 @@ def _state(ctx: typer.Context, explanation_id: int, reason: Reason, statement: s
            signed_by: list[str], *, corrects: bool) -> None:
     station = open_station(settings_of(ctx), create=False)
     try:
+        _get(ctx, Explanations(station.catalog), explanation_id)
         made = Explanations(station.catalog).complete(
             explanation_id, reason=str(reason), text=statement, signers=signed_by,
             check=check_signers, at=now_utc(), corrects=corrects)
@@ -158,7 +184,7 @@ def print_cmd(ctx: typer.Context, explanation_id: Id,
     if output.exists():
         raise UsageError(f"{output} exists; evidock never overwrites a document")
     book, settings = _reader(ctx)
-    data, statements = _document_data(book, book.get(explanation_id))
+    data, statements = _document_data(book, _get(ctx, book, explanation_id))
     if suffix == ".pdf":
         pdf.require()
     document = html_document(data, statements, local_zone_name(settings.timezone))

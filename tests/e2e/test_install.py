@@ -139,6 +139,10 @@ def roles_and_the_access_register(volumes: Path) -> None:
     other = 3 - mine
     refused = as_user("ev-officer", "show", str(other))
     assert refused.returncode == 2 and "officers see only their own" in refused.stderr
+    everything = json.loads(as_user("ev-supervisor", "explain", "list", "--json").stdout)
+    theirs = json.loads(as_user("ev-officer", "explain", "list", "--json").stdout)
+    assert everything and len(theirs) < len(everything)
+    assert all(mine in (e["recording_id"], e["related_recording_id"]) for e in theirs)
     refused = as_user("ev-supervisor", "show", str(other))
     assert refused.returncode == 2 and "need an approval" in refused.stderr, refused.stderr
     seen = as_user("ev-supervisor", "show", str(other), "--reason", "复核投诉",
