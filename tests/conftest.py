@@ -77,11 +77,11 @@ def one_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _umask_kept() -> Iterator[None]:
-    """A command run in-process sets the process's umask (setting `umask`): put it back."""
-    before = os.umask(0o022)
-    os.umask(before)
+    """A command run in-process sets the process's umask (setting `umask`); every test
+    starts from the usual 022, whatever ran before it (session fixtures included)."""
+    os.umask(0o022)
     yield
-    os.umask(before)
+    os.umask(0o022)
 
 
 @pytest.fixture
