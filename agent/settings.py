@@ -31,8 +31,8 @@ from agent.installed import SYSTEM_CONFIG
 from agent.owner import no_access
 from agent.roles import DEFAULT_GROUPS
 from ingest.naming import never_matches, time_groups
+from ingest.rules import MIN_RETENTION_DAYS
 from storage.errors import ConfigError
-from storage.retention import MIN_RETENTION_DAYS
 
 # The naming most recorders use: <prefix>_<device>_<officer>_<YYYYMMDD>_<HHMMSS>[_IMP].<ext>
 DEFAULT_PATTERN = (

@@ -37,6 +37,9 @@ def corrected(moment: datetime, offset_s: int | None) -> datetime:
     return moment if offset_s is None else moment - timedelta(seconds=offset_s)
 
 
+#: R8: no retention class may be shorter than six months.
+MIN_RETENTION_DAYS = 183
+
 # Device-log events that stop or endanger a recording (R4).
 INTERRUPTING = {"low_battery", "storage_full", "fault", "power_off"}
 CLOCK_DRIFT_LIMIT_S = 30.0

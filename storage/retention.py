@@ -38,10 +38,6 @@ class HoldReason(StrEnum):
     OTHER = "other"
 
 
-#: R8: no retention class may be shorter than six months.
-MIN_RETENTION_DAYS = 183
-
-
 @dataclass(frozen=True)
 class Due:
     """A recording's retention: until when, by which class, and what holds it."""
