@@ -30,6 +30,7 @@ from agent.cliutil import (
     finish,
     moment_of,
     out,
+    output_path,
     say,
     settings_of,
     setup_logging,
@@ -624,6 +625,9 @@ def export_cmd(
     from agent.export import ExportRequest, run_export, select
 
     settings = settings_of(ctx)
+    output_path(ctx, settings, out_dir)
+    if iso is not None:
+        output_path(ctx, settings, iso)
     request = ExportRequest(recording_ids=tuple(recording or ()), case=case, out=out_dir,
                             collector=collector, place=place, reason=reason,
                             approved_by=approved_by, iso=iso)

@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.console import Console
 
+from agent.installed import SYSTEM_CONFIG
 from agent.owner import act_as_owner
 from agent.roles import Caller, authorize, caller, delegated_run
 from agent.settings import Settings, load_settings
+from storage.durable import write_atomic
 from storage.errors import UsageError
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -56,6 +58,27 @@ def caller_of(ctx: typer.Context) -> Caller:
     who = ctx.ensure_object(State).caller
     assert who is not None, "settings_of first"
     return who
+
+
+def output_path(ctx: typer.Context, settings: Settings, path: Path) -> Path:
+    """A file or folder a command writes for its caller. Through delegation it is written
+    as the service user, so it may not be inside the station's own folders."""
+    if caller_of(ctx).delegated:
+        target = path.absolute().resolve()
+        for folder in (settings.home, settings.vault_dir, settings.run_dir,
+                       SYSTEM_CONFIG.parent):
+            if target.is_relative_to(folder.resolve()):
+                raise UsageError(f"{path} is inside the station's own folder {folder}; "
+                                 "write it somewhere of yours")
+    return path
+
+
+def write_output(ctx: typer.Context, settings: Settings, path: Path, data: bytes) -> None:
+    """Write a document for the caller (never over an existing file: checked before);
+    through delegation it belongs to the service user, so it is made readable (0644)."""
+    write_atomic(output_path(ctx, settings, path), data)
+    if caller_of(ctx).delegated:
+        path.chmod(0o644)
 
 
 def when(value: datetime | str | None, missing: str = "?") -> str:

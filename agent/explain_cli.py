@@ -9,13 +9,12 @@ import typer
 
 from agent import render
 from agent.access import own_officers
-from agent.cliutil import emit_json, moment_of, say, settings_of, when
+from agent.cliutil import emit_json, moment_of, say, settings_of, when, write_output
 from agent.render import TIME_FIELDS
 from agent.settings import Settings, local_zone_name
 from agent.station import open_reader, open_station
 from ingest.explain import Reason, check_signers
 from storage.catalog import Catalog, LogFilter
-from storage.durable import write_atomic
 from storage.errors import UsageError
 from storage.explanations import ExplanationFilter, Explanations
 from storage.models import Explanation, now_utc
@@ -188,6 +187,6 @@ def print_cmd(ctx: typer.Context, explanation_id: Id,
     if suffix == ".pdf":
         pdf.require()
     document = html_document(data, statements, local_zone_name(settings.timezone))
-    write_atomic(output, pdf.html_to_pdf(document) if suffix == ".pdf"
+    write_output(ctx, settings, output, pdf.html_to_pdf(document) if suffix == ".pdf"
                  else document.encode("utf-8"))
     say(f"explanation {explanation_id} written to {output}")

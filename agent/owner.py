@@ -3,12 +3,11 @@
 Root running evidock against a store owned by another account (the installed
 station's ``evidock`` user) acts as that account, so nothing it writes is left
 owned by root for the daemon to trip over. A user who may not read the store is
-told which group would let them, never shown a traceback.
+told which role groups would let them, never shown a traceback.
 """
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
 import pwd
@@ -43,23 +42,13 @@ def act_as_owner(home: Path) -> str | None:
 
 
 def no_access(path: Path | str | None, doing: str = "read") -> str:
-    """Why this user cannot ``doing`` ``path``, and which group would let them."""
+    """Why this user cannot ``doing`` ``path``, and what would let them."""
     user = pwd.getpwuid(os.getuid()).pw_name if _has_account() else str(os.getuid())
-    where = Path(path) if path else None
-    group = None
-    while where is not None:
-        try:
-            group = grp.getgrgid(where.stat().st_gid).gr_name
-            break
-        except (PermissionError, FileNotFoundError, KeyError):
-            where = where.parent if where != where.parent else None
-    hint = (f"ask an admin to add you to the group {group} or, on an installed station, to "
-            "the role group you need (evidock-officer, evidock-custodian, "
-            f"evidock-supervisor or evidock-admin; as root: adduser {user} GROUP, then log in "
-            "again: evidock then runs as the station's service user for you)"
-            if group and group != "root" else "ask the station's admin")
-    return (f"permission denied: user {user} may not {doing} {path}; {hint}; or run evidock "
-            "as root (it then acts as the store's owner)")
+    return (f"permission denied: user {user} may not {doing} {path}; on an installed "
+            "station, ask an admin to add you to the role group you need (evidock-officer, "
+            f"evidock-custodian, evidock-supervisor or evidock-admin; as root: adduser {user} "
+            "GROUP, then log in again): evidock then runs as the station's service user for "
+            "you; or run evidock as root (it then acts as the store's owner)")
 
 
 def _has_account() -> bool:

@@ -12,11 +12,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cliutil import emit_json, moment_of, out, say, settings_of, when
+from agent.cliutil import emit_json, moment_of, out, say, settings_of, when, write_output
 from agent.station import open_reader
 from ingest.report import Line, build, to_csv, year_cases
 from storage.catalog import LogFilter
-from storage.durable import write_atomic
 from storage.errors import UsageError
 from storage.models import Case, DeviceNote, Explanation
 from storage.text import shown
@@ -105,7 +104,7 @@ def report(
     elif html_out is not None:
         from agent.report_html import html_report
 
-        write_atomic(html_out, html_report(made, period).encode("utf-8"))
+        write_output(ctx, settings, html_out, html_report(made, period).encode("utf-8"))
         say(f"report written to {html_out}")
     else:
         out.print(_table(made.by, [*made.lines, made.total]))

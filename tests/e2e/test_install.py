@@ -165,6 +165,19 @@ def roles_and_the_access_register(volumes: Path) -> None:
     finally:
         shutil.rmtree(package)
     assert as_user("ev-supervisor", "log", "--reason", "月度检查").returncode == 0
+    first = everything[0]["id"]
+    refused = as_user("ev-supervisor", "explain", "print", str(first), "--out",
+                      str(STORE / "x.html"))
+    assert refused.returncode == 2 and "the station's own folder" in refused.stderr
+    shared = Path(tempfile.mkdtemp(prefix="evidock-out-", dir="/var/tmp"))
+    shared.chmod(0o1777)
+    try:
+        printed = as_user("ev-supervisor", "explain", "print", str(first), "--out",
+                          str(shared / "x.html"))
+        assert printed.returncode == 0, printed.stderr
+        assert "情况说明" in sh("cat", str(shared / "x.html"), user="ev-supervisor").stdout
+    finally:
+        shutil.rmtree(shared)
     register = json.loads(as_user("ev-supervisor", "access", "log", "--json").stdout)
     assert [(e["user"], e["action"], e["recordings"], e["approval"]) for e in register] == [
         ("ev-supervisor", "show", [other], "SP-2026-88"),
