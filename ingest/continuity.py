@@ -5,7 +5,7 @@ A damaged clip in quarantine, or one not docked yet, is not a clip, so an explan
 says only that no stored playable clip fills the pause. Each dock looks at its own clips
 and at the device's clips already stored around them (a day and ``gap_max_s`` either
 side), so a pause across two docks is found by the second, and none is found twice.
-Times are the recorder's own clock.
+Times are the recorder's clock less the offset measured at each dock (where one was).
 """
 
 from __future__ import annotations

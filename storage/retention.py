@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from storage.catalog import Catalog
-from storage.errors import NotFound, UsageError
+from storage.errors import NotFound, UsageError, VaultError
 from storage.models import Hold, Recording
 from storage.vault import Vault
 
@@ -156,7 +156,7 @@ class Retention:
         for d in chosen:
             if not d.purgeable(now):
                 raise UsageError(_not_purgeable(d, now))
-        done = []
+        done: list[int] = []
         for d in chosen:
             rec = d.recording
             why = (f"retention ({d.by}, {self.days[d.by]:g} days from its end) ran out on "
@@ -164,6 +164,11 @@ class Retention:
             with self.catalog.transaction(f"purge recording {rec.id}") as db:
                 row = db.get(Recording, rec.id)
                 assert row is not None
+                if self._changed(db, row, d, now):  # a hold or a case since it was chosen
+                    raise UsageError(
+                        f"recording {rec.id} is no longer due (held, or its retention changed, "
+                        f"since the purge began); not purged"
+                        + (f"; purged before it: {', '.join(map(str, done))}" if done else ""))
                 row.purged_at, row.purged_by, row.purge_approved_by = now, by.strip(), \
                     approved_by.strip()
                 row.purge_approval, row.purge_why = approval.strip(), why
@@ -174,8 +179,23 @@ class Retention:
                     "approval": approval, "why": why})
             assert rec.id is not None
             done.append(rec.id)
-        finish_purges(self.catalog, vault)
+        try:
+            finish_purges(self.catalog, vault)
+        except VaultError as exc:
+            raise VaultError(f"recording(s) {', '.join(map(str, done))} are recorded as "
+                             f"purged, but a file could not be removed yet ({exc}); the next "
+                             "start or purge removes it") from exc
         return done
+
+    def _changed(self, db: Session, row: Recording, d: Due, now: datetime) -> bool:
+        """Whether ``row`` stopped being due since ``d`` was worked out (in ``db``)."""
+        main = db.get(Recording, row.attached_to) if row.attached_to is not None else None
+        about = [r for r in (row, main) if r is not None]
+        held = db.exec(select(Hold.id).where(col(Hold.released_at).is_(None)).where(
+            col(Hold.recording_id).in_([r.id for r in about])
+            | col(Hold.case_no).in_([r.case_no for r in about if r.case_no]))).first()
+        until, _ = retention(row, main, self.days)
+        return held is not None or until != d.until or now < until
 
 
 def finish_purges(catalog: Catalog, vault: Vault) -> list[str]:

@@ -185,3 +185,19 @@ def test_no_retention_class_may_be_shorter_than_six_months(home: Path) -> None:
     result = runner.invoke(app, ["config", "validate"],
                            env={"EVIDOCK_RETENTION_DAYS": '{"default": 200, "现场抓捕": 3650}'})
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_hold_placed_after_the_purge_chose_its_recordings_still_keeps_them(
+        stored: datetime, station: IngestContext) -> None:
+    from storage.errors import UsageError
+    from storage.retention import Retention
+
+    now = stored + timedelta(days=200)
+    book = Retention(station.catalog, {"default": 183.0, "case": 10958.0})
+    chosen = [d for d in book.due() if d.recording.id == 1]
+    assert chosen[0].purgeable(now)
+    book.hold(recording_id=1, case_no=None, reason="dispute", note="since", by="x", now=now)
+    with pytest.raises(UsageError, match="no longer due"):
+        book.purge(chosen, station.vault, by="a", approved_by="b", approval="R", now=now)
+    assert station.catalog.recording(1).purged_at is None
+    assert station.vault.path(station.catalog.recording(1).vault_path).exists()

@@ -136,8 +136,6 @@ def made(tmp_path_factory):
 @pytest.fixture(scope="module")
 def made_v1(tmp_path_factory):
     """A package of a recording whose signed record is version 1, from a real old store."""
-    if not STORE_0005.exists():
-        pytest.skip("tests/data/store-0005.tar.gz is not there")
     base = tmp_path_factory.mktemp("indep-v1")
     home = base / "home"
     home.mkdir()

@@ -27,13 +27,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('recording') as batch:
-        batch.add_column(sa.Column('clock_offset_s', sa.Integer(), nullable=True))
     with op.batch_alter_table('device_event') as batch:
         batch.add_column(sa.Column('clock_offset_s', sa.Integer(), nullable=True))
     with op.batch_alter_table('dock_session') as batch:
         batch.add_column(sa.Column('ready_json', sa.String(), nullable=True))
     with op.batch_alter_table('recording') as batch:
+        batch.add_column(sa.Column('clock_offset_s', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('purged_at', storage.models.UTCDateTime(timezone=True),
                                    nullable=True))
         for name in ('purged_by', 'purge_approved_by', 'purge_approval', 'purge_why'):
@@ -89,11 +88,9 @@ def downgrade() -> None:
     op.drop_index('ix_recording_purged_at', table_name='recording')
     with op.batch_alter_table('recording') as batch:
         for name in ('purge_why', 'purge_approval', 'purge_approved_by', 'purged_by',
-                     'purged_at'):
+                     'purged_at', 'clock_offset_s'):
             batch.drop_column(name)
     with op.batch_alter_table('dock_session') as batch:
         batch.drop_column('ready_json')
     with op.batch_alter_table('device_event') as batch:
-        batch.drop_column('clock_offset_s')
-    with op.batch_alter_table('recording') as batch:
         batch.drop_column('clock_offset_s')
