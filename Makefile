@@ -28,8 +28,14 @@ lint:
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Every tier on SQLite, then the catalog, ledger and CLI suites again with the catalog on
+# a PostgreSQL server the tests start (a site's catalog).
+PG_SUITES = $(addprefix tests/integration/test_,$(addsuffix .py,cli ledger ingest registry \
+	cases retention explain export device_custody notify deadlines gaps pipeline sidecars report))
+
 test: lint
 	$(BIN)/pytest
+	$(BIN)/pytest --catalog=postgres -m "not torture" $(PG_SUITES)
 
 bench:
 	scripts/system-deps.sh test

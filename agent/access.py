@@ -16,6 +16,7 @@ import typer
 from agent.cliutil import caller_of
 from agent.roles import Caller
 from agent.settings import Settings
+from agent.station import open_catalog
 from storage.access import AccessLog
 from storage.catalog import Catalog
 from storage.errors import UsageError
@@ -69,13 +70,13 @@ def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
     if approval_needed and settings.access_approval_required and missing:
         raise UsageError(f"recordings of other officers ({_ids(others)}) need an approval "
                          f"(R12): give {', '.join(missing)}")
-    _register(catalog, settings.catalog_url, who, action, others, given)
+    _register(catalog, settings, who, action, others, given)
 
 
-def _register(catalog: Catalog, url: str, who: Caller, action: str,
+def _register(catalog: Catalog, settings: Settings, who: Caller, action: str,
               others: Sequence[Recording], given: Approved) -> None:
     """In ``catalog`` if it can write, else in a writer opened for it (a reader's)."""
-    writer = catalog if catalog.writer is not None else Catalog.open(url)
+    writer = catalog if catalog.writer is not None else open_catalog(settings)
     try:
         AccessLog(writer).register(AccessEntry(
             at=now_utc(), login=who.login, roles=",".join(sorted(who.roles)), action=action,

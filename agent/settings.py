@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -22,6 +23,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -120,7 +122,17 @@ class Settings(BaseModel):
         description="identifies this docking station in every record",
     )
     agency: str = Field(default="Unnamed agency", description="执法机构名称, R6")
-    database_url: str = Field(default="", description="SQLAlchemy URL; default SQLite in home")
+    database_url: str = Field(
+        default="", description="the catalog: empty = SQLite in home; postgresql://user@host:"
+        "port/database for a site catalog (the password from database_password_file)")
+    database_password_file: Path | None = Field(
+        default=None, description="file whose first line is the catalog database's password")
+    database_password: SecretStr = Field(
+        default=SecretStr(""), description="the password itself (EVIDOCK_DATABASE_PASSWORD); "
+        "prefer database_password_file; never printed")
+    shared_vault: bool = Field(
+        default=False, description="the vault root is shared by the stations of a site: each "
+        "station files into stations/<station_id>/ under it")
     vault_root: Path | None = Field(default=None, description="write-once file store")
     key_path: Path | None = Field(default=None, description="Ed25519 station key (PEM)")
     trusted_keys: list[Path] = Field(
@@ -211,6 +223,18 @@ class Settings(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _catalog_url(cls, value: str) -> str:
+        scheme = value.partition("://")[0]
+        if value and (scheme not in _CATALOG_SCHEMES or "://" not in value):
+            raise ValueError("must be empty (SQLite in home), sqlite:///<path> or "
+                             "postgresql://<user>@<host>:<port>/<database>")
+        if urllib.parse.urlsplit(value).password is not None:
+            raise ValueError("must not hold a password (it would be shown and logged): put it "
+                             "in database_password_file or EVIDOCK_DATABASE_PASSWORD")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -257,6 +281,27 @@ class Settings(BaseModel):
     @property
     def catalog_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    def catalog_password(self) -> str | None:
+        """The database password: EVIDOCK_DATABASE_PASSWORD, else the first line of
+        database_password_file, else None (SQLite, or a server that needs none)."""
+        if secret := self.database_password.get_secret_value():
+            return secret
+        if self.database_password_file is None:
+            return None
+        try:
+            text = self.database_password_file.read_text(encoding="utf-8")
+        except PermissionError as exc:
+            raise ConfigError(f"cannot read the database password: "
+                              f"{no_access(self.database_password_file)}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the database password from "
+                              f"{self.database_password_file}: {exc}") from exc
+        lines = text.splitlines()
+        if not lines or not lines[0]:
+            raise ConfigError(f"the database password file {self.database_password_file} "
+                              "is empty")
+        return lines[0]
 
     @property
     def vault_dir(self) -> Path:
@@ -309,6 +354,7 @@ class Settings(BaseModel):
         return name
 
 
+_CATALOG_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 _ENV_PREFIX = "EVIDOCK_"
 _ENV_SKIP = {"EVIDOCK_CONFIG", "EVIDOCK_HOME"}  # handled separately
 

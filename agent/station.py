@@ -47,8 +47,9 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     """
     if not create:
         require_store(settings)
+    settings.catalog_password()  # an unreadable password file is refused before anything is made
     key = load_or_create(settings.key_file) if create else load(settings.key_file)
-    catalog = Catalog.open(settings.catalog_url)
+    catalog = open_catalog(settings)
     catalog.station_id = settings.station_id
     try:
         catalog.ensure_station(_station(settings, key), write=create)
@@ -58,7 +59,8 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
             raise
         key = load(settings.key_file)
         catalog.ensure_station(_station(settings, key))
-    vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20)
+    vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20,
+                  station=settings.station_id if settings.shared_vault else None)
     ctx = IngestContext(
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
         vault=vault, options=ingest_options(settings),
@@ -69,6 +71,14 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
     return ctx
+
+
+def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:
+    """The catalog the settings name (its password from the settings), for writing (it is
+    migrated first) or for reading only."""
+    url, password = settings.catalog_url, settings.catalog_password()
+    return (Catalog.open_readonly(url, password) if readonly
+            else Catalog.open(url, password))
 
 
 def _station(settings: Settings, key: StationKey) -> Station:
@@ -118,9 +128,10 @@ def open_reader(settings: Settings) -> Reader:
     copy of the catalog and vault is enough, and a user without the key can read.
     """
     require_store(settings, key=False)
-    catalog = Catalog.open_readonly(settings.catalog_url)
+    catalog = open_catalog(settings, readonly=True)
     catalog.station_id = settings.station_id
-    return Reader(catalog, Vault(settings.vault_dir))
+    return Reader(catalog, Vault(settings.vault_dir, station=settings.station_id
+                                 if settings.shared_vault else None))
 
 
 def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:

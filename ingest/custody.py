@@ -48,6 +48,12 @@ def origin_of(station_id: str) -> str:
     return f"evidock/{station_id}"
 
 
+def station_of(note: bytes) -> str | None:
+    """The station a checkpoint note names in its first line (``evidock/<station>``)."""
+    origin = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+    return origin.removeprefix("evidock/") if origin.startswith("evidock/") else None
+
+
 def stored_tree(catalog: Catalog) -> MerkleTree:
     """The tree of the leaf hashes the catalog stores (verify recomputes them from bodies)."""
     return MerkleTree.from_concatenated(catalog.leaf_hashes())
@@ -56,12 +62,14 @@ def stored_tree(catalog: Catalog) -> MerkleTree:
 def make(catalog: Catalog, key: StationKey, station_id: str,
          outbox: Path | None = None) -> Checkpoint:
     """Sign a checkpoint of the ledger as it is now, keep it, and write it to ``outbox``."""
-    tree = stored_tree(catalog)
-    head = catalog.head()
+    with catalog.snapshot():  # the leaves and the head as one moment of a busy site
+        tree = stored_tree(catalog)
+        head = catalog.head()
+        latest = catalog.checkpoints()[-1:]
     if head.size != tree.size or head.root != tree.root().hex():
         raise LedgerInconsistent(f"the ledger head ({head.size} leaves) does not match its "
                                  f"{tree.size} leaves; run `evidock verify`; nothing signed")
-    for earlier in catalog.checkpoints()[-1:]:
+    for earlier in latest:
         if earlier.size > tree.size or tree.root(earlier.size).hex() != earlier.root:
             raise LedgerInconsistent(
                 f"the ledger no longer extends checkpoint {earlier.size} (made "
@@ -69,8 +77,8 @@ def make(catalog: Catalog, key: StationKey, station_id: str,
                 "`evidock verify`; nothing signed")
     name = origin_of(station_id)
     note = make_checkpoint(name, tree.size, tree.root(), name, key.private)
-    row = Checkpoint(size=tree.size, root=tree.root().hex(), note=note.decode("utf-8"),
-                     made_at=now_utc())
+    row = Checkpoint(size=tree.size, station=station_id, root=tree.root().hex(),
+                     note=note.decode("utf-8"), made_at=now_utc())
     catalog.add_checkpoint(row)
     if outbox is not None:
         try:

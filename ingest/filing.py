@@ -176,7 +176,7 @@ class Filer:
             copy.writer.discard()
             raise
         area = QUARANTINE if problem else FILES
-        wanted = PurePosixPath(area, *target.parts[1:])
+        wanted = self.st.vault.in_area(area, target)
         for _ in range(_PLACE_ATTEMPTS):
             try:
                 rel = self.st.vault.free_name(wanted, catalog.vault_path_taken)

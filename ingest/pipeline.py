@@ -24,7 +24,7 @@ from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress,
 from ingest.explain import KINDS, needs_notice, rule_of, vault_fault_kind
 from ingest.filing import CatalogStopped, Filer
 from ingest.mediatypes import is_sidecar
-from ingest.plan import UNKNOWN, Identity, PlannedFile, make_plan
+from ingest.plan import UNKNOWN, HeldByDevice, Identity, PlannedFile, make_plan
 from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, clock_offset, corrected, interruptions
 from ingest.source import RecorderSource
 from ingest.talk import Said, converse
@@ -110,7 +110,8 @@ class Dock:
             entries, skipped = volume.scan()
             opts = self.st.options
             plan = make_plan(entries, identity, opts.patterns, opts.zone,
-                             self._catalog(lambda: self.st.catalog.held_sources()),
+                             HeldByDevice(lambda device: self._catalog(
+                                 lambda: self.st.catalog.held_sources(device))),
                              self.clock_offset_s)
             devices = {p.device for p in plan.to_copy + plan.already_held} - {UNKNOWN}
             device = identity.device or (next(iter(devices)) if len(devices) == 1 else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 
@@ -93,9 +93,28 @@ def looks_like_recorder(entries: Iterable[SourceEntry],
     return False
 
 
+SourceKey = tuple[str, str, int, int]  # device, path on the recorder, size, mtime_ns
+
+
+class HeldByDevice:
+    """The sources the catalog holds, read one device at a time, as a plan asks about
+    them (a dock reads its recorder's rows, not the whole site's)."""
+
+    def __init__(self, load: Callable[[str], set[SourceKey]]) -> None:
+        self._load = load
+        self._devices: dict[str, set[SourceKey]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or not key or not isinstance(key[0], str):
+            return False
+        if key[0] not in self._devices:
+            self._devices[key[0]] = self._load(key[0])
+        return key in self._devices[key[0]]
+
+
 def make_plan(entries: Iterable[SourceEntry], identity: Identity,
               patterns: Sequence[re.Pattern[str]], zone: tzinfo | None,
-              held: set[tuple[str, str, int, int]], clock_offset_s: int | None = None) -> Plan:
+              held: Container[SourceKey], clock_offset_s: int | None = None) -> Plan:
     """Oldest first; files the catalog holds (same device, path, size, mtime) set aside."""
     planned = [plan_file(e, identity, patterns, zone, clock_offset_s) for e in entries]
     planned.sort(key=lambda p: (p.start, p.entry.raw_path))

@@ -43,7 +43,7 @@ from storage.models import (
 )
 from storage.retention import finish_purges
 from storage.text import shown
-from storage.vault import QUARANTINE, WORK, is_taken
+from storage.vault import QUARANTINE, WORK, is_area_path, is_taken
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 @contextmanager
 def _recovering(st: IngestContext) -> Iterator[bool]:
     """Hold the recovery lock; yields False if another process is recovering now."""
-    folder = st.vault.root / WORK
+    folder = st.vault.base / WORK
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / "recover.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -82,7 +82,7 @@ def recover(st: IngestContext) -> list[str]:
         legacy = list(vault.legacy_temporaries())
         if legacy:
             done.extend(_remove(st, None, legacy, "an earlier version"))
-        for dock in st.catalog.open_sessions():
+        for dock in st.catalog.open_sessions(st.station_id):
             if dock.owner is None or not vault.owner_alive(dock.owner):
                 done.append(_close(st, dock))
         done.extend(f"removed {rel}: its recording's purge by rule (R8) was recorded, the "
@@ -148,10 +148,10 @@ def _set_aside(st: IngestContext, pending: PendingCopy, row: Recording, found: P
                sha: str, size: int) -> str:
     """A copy that does not match its note: kept, in quarantine, never recorded as the file."""
     vault = st.vault
-    aside = vault.free_name(PurePosixPath(QUARANTINE, *PurePosixPath(row.vault_path).parts[1:]),
+    aside = vault.free_name(vault.in_area(QUARANTINE, row.vault_path),
                             st.catalog.vault_path_taken)
     vault.link(vault.root.joinpath(*found.parts), aside)
-    if found.parts[0] == WORK:
+    if not is_area_path(found):  # a temporary copy in a work folder
         vault.remove_leftover(found)
     else:
         vault.unlink(found)
@@ -179,8 +179,8 @@ def _remove(st: IngestContext, owner: str | None, files: list[PurePosixPath],
         st.vault.remove_leftover(rel)
     session = None
     if owner is not None:
-        session = next((d.session_id for d in st.catalog.open_sessions() if d.owner == owner),
-                       None)
+        session = next((d.session_id for d in st.catalog.open_sessions(st.station_id)
+                        if d.owner == owner), None)
     _explain(st, "unfinished_copy_removed", session=session,
              error=f"{len(files)} unfinished temporary cop{'y' if len(files) == 1 else 'ies'} "
                    f"({total} bytes) left by {whose}, which stopped while copying",

@@ -43,6 +43,8 @@ class VerifyReport:
     leaves: int = 0
     ledger_keys: dict[str, PublicKey] = field(default_factory=dict)  # keys the ledger accepts
     station_keys: dict[str, PublicKey] = field(default_factory=dict)  # each station's key now
+    #: every key each station has had (pinned, then each rotation), for its checkpoints
+    station_history: dict[str, list[PublicKey]] = field(default_factory=dict)
     sessions: int = 0
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not checked, and why
@@ -89,6 +91,18 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
     ``station_key`` is the id of the key in the station's key file (None: not checked),
     ``pending_key`` that of a new key a rotation made but had not yet moved into place.
     """
+    stored = list(vault.stored_files())  # before the snapshot: a file linked since is
+    owners = vault.owners()  # accounted for (its pending row was committed before it)
+    with catalog.snapshot():  # one state of the catalog, while a site's stations write
+        return _verify(catalog, vault, keys, on_file, station_id, outside, station_key,
+                         pending_key, stored, owners)
+
+
+def _verify(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
+            on_file: Callable[[str], None] | None, station_id: str | None,
+            outside: Sequence[tuple[str, bytes]], station_key: str | None,
+            pending_key: str | None, stored: Sequence[PurePosixPath],
+            owners: Sequence[str]) -> VerifyReport:
     report = VerifyReport()
     problems = report.problems
     problems.extend(Problem("catalog_damaged", "catalog", message)
@@ -131,7 +145,7 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
     accounted = {PurePosixPath(r.vault_path) for r in rows}
     accounted |= {PurePosixPath(e.vault_path) for e in catalog.explanations() if e.vault_path}
     pending = {PurePosixPath(p.vault_path): p for p in catalog.pending()}
-    for rel in vault.stored_files():
+    for rel in stored:
         if rel in pending:
             report.repairs.append(Problem("pending_copy", str(rel),
                                           "a verified copy whose record a stopped dock did not "
@@ -139,7 +153,7 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
         elif rel not in accounted:
             problems.append(Problem("unexpected_file", str(rel),
                                     "in the vault but in no recording or explanation"))
-    for owner in vault.owners():
+    for owner in owners:
         if vault.owner_alive(owner):
             continue  # a dock running now
         for tmp in vault.leftovers_of(owner):
@@ -153,11 +167,17 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
 
     problems.extend(found)
     if station_id is not None:
-        trusted = custody.verifiers(station_id, keys.values())
-        origin = custody.origin_of(station_id)
-        notes = [(f"checkpoint {c.size}", c.note.encode("utf-8")) for c in catalog.checkpoints()]
-        notes += [(f"outside checkpoint {name}", note) for name, note in outside]
-        for subject, note in notes:
+        notes: list[tuple[str, str | None, bytes]] = [
+            (f"checkpoint {c.size} of {c.station}", c.station, c.note.encode("utf-8"))
+            for c in catalog.checkpoints()]
+        notes += [(f"outside checkpoint {name}", custody.station_of(note), note)
+                  for name, note in outside]
+        for subject, signer, note in notes:
+            signer = signer or station_id  # a note whose first line names no station
+            trusted = custody.verifiers(signer, report.station_history.get(signer, []))
+            if signer == station_id:
+                trusted += custody.verifiers(signer, keys.values())
+            origin = custody.origin_of(signer)
             if finding := custody.check(note, tree, trusted, origin, subject):
                 problems.append(Problem("checkpoint", finding.subject, finding.detail))
 
@@ -234,6 +254,10 @@ def check_ledger(catalog: Catalog, report: VerifyReport) -> tuple[list[Problem],
                 if problem is not None:
                     problems.append(problem)
                 accepted.extend(pinned.values())
+                had = report.station_history.setdefault(change.key, [])
+                now = pinned.get(change.key)
+                if now is not None and all(k.key_id != now.key_id for k in had):
+                    had.append(now)
     report.leaves = len(bodies)
     report.ledger_keys = {key.key_id: key for key in accepted}
     report.station_keys = dict(pinned)

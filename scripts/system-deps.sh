@@ -24,6 +24,8 @@ if [ "${1:-run}" = test ]; then
     want+=(util-linux e2fsprogs mtools dosfstools fdisk fusefat fuse3 udev systemd
            umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev pkg-config
            gcc)
+    # postgresql: the site catalog tests start a real server (initdb, pg_ctl) of their own.
+    want+=(postgresql)
     python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(
         os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || want+=(python3-dev)
 fi

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,12 +18,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, exists, func, or_, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, event, exists, func, or_, text
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, col, create_engine, select
 
 from storage import ledger
-from storage.errors import CatalogError, NotFound, StationKeyError
+from storage.errors import (
+    CatalogError,
+    CatalogUnreachable,
+    NotFound,
+    StationKeyError,
+    UsageError,
+)
 from storage.models import (
     Checkpoint,
     Clearing,
@@ -42,15 +49,20 @@ from storage.models import (
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
 
-def make_engine(url: str, *, write: bool = True) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and synchronous=FULL.
+def make_engine(url: str, *, write: bool = True, password: str | None = None) -> Engine:
+    """An engine for ``url``: SQLite (WAL, synchronous=FULL) or PostgreSQL (psycopg 3).
 
     On SQLite a write engine begins every transaction with BEGIN IMMEDIATE (the write
     lock up front, so two writers never race on the chain head); a read engine uses
     plain deferred transactions, which WAL lets run beside a writer without blocking it.
+    On PostgreSQL a write engine's transactions begin with one advisory lock (the same
+    serialization across the stations of a site), a read engine's are read-only (the
+    server refuses any write); ``password`` goes to the server, never into the URL.
     """
     if url.startswith("sqlite:///") and write:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if is_postgres(url):
+        return _postgres_engine(url, write=write, password=password)
     try:
         engine = create_engine(url)
     except (SQLAlchemyError, ValueError) as exc:
@@ -70,6 +82,45 @@ def make_engine(url: str, *, write: bool = True) -> Engine:
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+_POSTGRES = ("postgresql://", "postgres://", "postgresql+psycopg://")
+
+#: The advisory lock every write transaction on a PostgreSQL catalog takes first, as
+#: BEGIN IMMEDIATE does on SQLite: the stations of a site write one transaction at a
+#: time, each seeing every one committed before it, so the ledger never forks and no
+#: row is changed from a stale read ("evidock" + 1).
+WRITE_LOCK = 0x65766964_01
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(_POSTGRES)
+
+
+def _postgres_engine(url: str, *, write: bool, password: str | None) -> Engine:
+    """A PostgreSQL engine through psycopg 3 (the extra ``evidock[postgres]``)."""
+    try:
+        import psycopg  # noqa: F401  (named here so a missing driver is said plainly)
+    except ModuleNotFoundError as exc:
+        raise CatalogError("the catalog is on PostgreSQL but its driver is not installed: "
+                           "pip install 'evidock[postgres]' (psycopg 3)") from exc
+    url = "postgresql+psycopg://" + url.partition("://")[2]
+    args: dict[str, Any] = {"connect_timeout": 10, "application_name": "evidock"}
+    if password is not None:
+        args["password"] = password
+    if not write:
+        args["options"] = "-c default_transaction_read_only=on"
+    try:
+        engine = create_engine(url, connect_args=args, pool_pre_ping=True)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise CatalogError(f"cannot use catalog URL {url!r}: {exc}") from exc
+    if write:
+
+        @event.listens_for(engine, "begin")
+        def _serialize(conn: Any) -> None:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
 
     return engine
 
@@ -105,27 +156,40 @@ def _read_only_engine(path: Path) -> Engine:
 
 #: The newest migration in storage/migrations (a test keeps the two the same). A catalog
 #: already at it is opened without loading alembic at all.
-SCHEMA = "0007"
+SCHEMA = "0008"
 
 
 def schema_of(engine: Engine) -> str | None:
     """The catalog's migration revision; None for a database with no evidock schema."""
     with engine.connect() as conn:
-        if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
-                                    if engine.dialect.name == "sqlite" else
-                                    "SELECT 1 FROM information_schema.tables "
-                                    "WHERE table_name = 'alembic_version'").first():
-            return None
-        return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return _schema(conn)
+
+
+def _schema(conn: Connection) -> str | None:
+    if not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'alembic_version'"
+                                if conn.dialect.name == "sqlite" else
+                                "SELECT 1 FROM information_schema.tables "
+                                "WHERE table_name = 'alembic_version' "
+                                "AND table_schema = current_schema()").first():
+        return None
+    return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
 def _require_current(engine: Engine, where: str) -> None:
     """Refuse a catalog this evidock has not migrated: a reader cannot upgrade it."""
     try:
         found = schema_of(engine)
+    except OperationalError as exc:
+        if engine.dialect.name == "postgresql":
+            raise CatalogUnreachable(f"cannot reach {where}: {exc.orig or exc}") from exc
+        raise CatalogError(f"{where} cannot be read: it is not an evidock catalog, or is "
+                           f"damaged: {getattr(exc, 'orig', exc)}") from exc
     except SQLAlchemyError as exc:
         raise CatalogError(f"{where} cannot be read: it is not an evidock catalog, or is "
                            f"damaged: {getattr(exc, 'orig', exc)}") from exc
+    if found is None and engine.dialect.name == "postgresql":
+        raise UsageError(f"nothing has been stored in {where} yet (it has no evidock "
+                         "schema): check database_url")
     if found is None:
         raise CatalogError(f"{where} is not an evidock catalog (it has no schema version)")
     if found != SCHEMA:
@@ -135,11 +199,19 @@ def _require_current(engine: Engine, where: str) -> None:
             "read-only commands never change the catalog")
 
 
+#: The PostgreSQL advisory lock key stations take to migrate one at a time ("evidock").
+MIGRATE_LOCK = 0x65766964
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the catalog to :data:`SCHEMA` (alembic is loaded only when there is work)."""
+    """Bring the catalog to :data:`SCHEMA` (alembic is loaded only when there is work).
+
+    Stations starting together on one PostgreSQL catalog migrate one after the other
+    (a transaction-scoped advisory lock; SQLite's BEGIN IMMEDIATE does the same), and
+    each looks again once it holds the lock.
+    """
     try:
-        found = schema_of(engine)
-        if found == SCHEMA:
+        if schema_of(engine) == SCHEMA:
             return
         from alembic import command  # (0.3 s of imports, rarely needed)
         from alembic.config import Config
@@ -147,11 +219,18 @@ def migrate(engine: Engine) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(_MIGRATIONS))
         with engine.begin() as conn:  # the upgrade and its leaf: one transaction
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
+            found = _schema(conn)
+            if found == SCHEMA:
+                return
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
             if found is not None:  # rows that were there take the new columns
                 with Session(bind=conn) as db:
                     ledger.record_upgrade(db, found, SCHEMA)
+    except OperationalError as exc:
+        raise CatalogUnreachable(f"cannot reach the catalog: {exc.orig or exc}") from exc
     except SQLAlchemyError as exc:
         raise CatalogError(f"cannot migrate the catalog: {exc}") from exc
 
@@ -188,23 +267,24 @@ class Catalog:
         self.engine = engine
         self.writer = writer  # None: opened read-only
         self.station_id: str | None = None  # named in each ledger leaf this catalog writes
+        self._snapshot = threading.local()  # .session: the reads of this thread share it
 
     @classmethod
-    def open(cls, url: str) -> Catalog:
-        writer = make_engine(url)
+    def open(cls, url: str, password: str | None = None) -> Catalog:
+        writer = make_engine(url, password=password)
         migrate(writer)
-        return cls(make_engine(url, write=False), writer)
+        return cls(make_engine(url, write=False, password=password), writer)
 
     @classmethod
-    def open_readonly(cls, url: str) -> Catalog:
+    def open_readonly(cls, url: str, password: str | None = None) -> Catalog:
         """Open for reading only: nothing is created, migrated or written."""
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             engine = _read_only_engine(path)
             where = f"the catalog {path}"
         else:
-            engine = make_engine(url, write=False)
-            where = "the catalog"
+            engine = make_engine(url, write=False, password=password)
+            where = f"the catalog {url}"
         _require_current(engine, where)
         return cls(engine)
 
@@ -217,10 +297,35 @@ class Catalog:
 
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        """A read-only session; database errors become CatalogError."""
+        """A read-only session (this thread's snapshot, if it took one); database errors
+        become CatalogError."""
         try:
+            pinned: Session | None = getattr(self._snapshot, "session", None)
+            if pinned is not None:
+                yield pinned
+                return
             with Session(self.engine, expire_on_commit=False) as db:
                 yield db
+        except SQLAlchemyError as exc:
+            raise CatalogError(f"catalog: cannot read: {exc}") from exc
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read of this thread inside the block sees one state of the catalog, while
+        other stations of a site go on writing (PostgreSQL: one REPEATABLE READ
+        transaction; SQLite: one read transaction, which WAL keeps as of its first read)."""
+        if getattr(self._snapshot, "session", None) is not None:
+            yield
+            return
+        try:
+            with Session(self.engine, expire_on_commit=False) as db:
+                if self.engine.dialect.name == "postgresql":
+                    db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                self._snapshot.session = db
+                try:
+                    yield
+                finally:
+                    self._snapshot.session = None
         except SQLAlchemyError as exc:
             raise CatalogError(f"catalog: cannot read: {exc}") from exc
 
@@ -489,10 +594,13 @@ class Catalog:
         with self.reading() as db:
             return db.exec(query.order_by(col(PendingCopy.id))).all()
 
-    def open_sessions(self) -> Sequence[DockSession]:
+    def open_sessions(self, station_id: str | None = None) -> Sequence[DockSession]:
+        """Sessions not closed yet (of one station, if named: a site's others are theirs)."""
+        query = select(DockSession).where(col(DockSession.finished_at).is_(None))
+        if station_id is not None:
+            query = query.where(col(DockSession.station_id) == station_id)
         with self.reading() as db:
-            return db.exec(select(DockSession).where(col(DockSession.finished_at).is_(None))
-                           .order_by(col(DockSession.started_at))).all()
+            return db.exec(query.order_by(col(DockSession.started_at))).all()
 
     def clearings(self, session_id: str | None = None) -> Sequence[Clearing]:
         query = select(Clearing)
@@ -558,7 +666,8 @@ class Catalog:
 
     def checkpoints(self) -> Sequence[Checkpoint]:
         with self.reading() as db:
-            return db.exec(select(Checkpoint).order_by(col(Checkpoint.size))).all()
+            return db.exec(select(Checkpoint).order_by(col(Checkpoint.size),
+                                                       col(Checkpoint.station))).all()
 
     def add_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Keep a signed checkpoint (not a ledger change: it is about the ledger)."""

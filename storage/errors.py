@@ -24,6 +24,10 @@ class CatalogError(EvidockError):
     """The catalog database cannot be opened, migrated or written."""
 
 
+class CatalogUnreachable(CatalogError):
+    """The catalog's database server cannot be reached (down, refused, timed out)."""
+
+
 class StationKeyError(EvidockError):
     """The station key is missing, unreadable or has unsafe permissions."""
 

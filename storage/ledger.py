@@ -7,10 +7,11 @@ as in RFC 6962 (``storage.merkle``), so any catalog row can be rebuilt from the
 ledger and checked against it, and a signed checkpoint of the tree's size and
 root pins everything before it.
 
-The append takes the one serialization point of the catalog, the ``ledger_head``
-row (``UPDATE ... SET size = size + 1`` first, so on PostgreSQL concurrent writers
-queue on its row lock; SQLite's BEGIN IMMEDIATE already serializes), and keeps the
-tree's compact range there, so an append costs O(log n) hashes.
+Write transactions are serialized before they read anything (SQLite: BEGIN IMMEDIATE;
+PostgreSQL: a transaction-scoped advisory lock, storage/catalog.py), so the stations
+of a site append to one ledger in one order. The ``ledger_head`` row keeps the tree's
+size and compact range (updated first, a second guard), so an append costs O(log n)
+hashes.
 """
 
 from __future__ import annotations

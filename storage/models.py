@@ -310,6 +310,7 @@ class Checkpoint(SQLModel, table=True):
 
     __tablename__ = "checkpoint"
     size: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    station: str = Field(primary_key=True)  # the station that signed it (a site has many)
     root: str  # hex
     note: str  # the signed note, as written to the outbox
     made_at: datetime = utc_field()

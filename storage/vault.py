@@ -7,6 +7,11 @@ Layout under the root::
     .work/<owner>/lock                  held (flock) by the process writing as <owner>
     .work/<owner>/.tmp-<random>         that process's copies in progress
 
+A vault shared by the stations of a site (setting ``shared_vault``) keeps one ``files/``
+and ``quarantine/`` (a recorder may dock at any station; a vault path is the same whoever
+filed it) and each station's work folders under ``stations/<station>/.work/``: a station
+recovers only what its own processes left.
+
 A file is written to a temporary file in its writer's work folder, fsynced, made
 read-only, read back, then linked to its final name (``link`` fails rather than
 overwrite) and the folder is fsynced. Nothing in the vault is ever rewritten.
@@ -98,9 +103,25 @@ def _vault_error(action: str, path: Path | PurePosixPath | str, exc: OSError) ->
     return VaultError(f"vault: cannot {action} {path}: {exc.strerror or exc}", exc.errno)
 
 
+STATIONS = "stations"
+
+
+def is_area_path(rel: PurePosixPath) -> bool:
+    """Whether ``rel`` names a file in an area (``files/...``, ``quarantine/...``)."""
+    return not (rel.is_absolute() or ".." in rel.parts or len(rel.parts) < 2
+                or rel.parts[0] not in (FILES, QUARANTINE))
+
+
 class Vault:
-    def __init__(self, root: Path, *, fsync_every: int = 64 << 20, ops: FileOps | None = None):
+    """The write-once store under ``root``. ``station`` names this station's work subtree
+    of a vault shared by the stations of a site (None: the root is this station's alone)."""
+
+    def __init__(self, root: Path, *, fsync_every: int = 64 << 20, ops: FileOps | None = None,
+                 station: str | None = None):
         self.root = root
+        self.base_rel = PurePosixPath(STATIONS, safe_component(station)) if station \
+            else PurePosixPath()
+        self.base = root.joinpath(*self.base_rel.parts)  # holds this station's work folders
         self.fsync_every = fsync_every
         self.ops: FileOps = ops or OsFileOps()
         self._owner: str | None = None
@@ -108,9 +129,14 @@ class Vault:
 
     def path(self, rel: PurePosixPath | str) -> Path:
         rel = PurePosixPath(rel)
-        if rel.is_absolute() or ".." in rel.parts or rel.parts[:1] not in ((FILES,), (QUARANTINE,)):
+        if not is_area_path(rel):
             raise VaultError(f"vault: {rel} is not a vault path")
         return self.root.joinpath(*rel.parts)
+
+    @staticmethod
+    def in_area(area: str, rel: PurePosixPath | str) -> PurePosixPath:
+        """The vault path ``rel`` (``files/...``) would have in ``area``."""
+        return PurePosixPath(area, *PurePosixPath(rel).parts[1:])
 
     def _make_dirs(self, folder: Path) -> None:
         """Create ``folder`` and fsync each parent whose entries changed."""
@@ -137,7 +163,7 @@ class Vault:
         return self._owner
 
     def _claim(self) -> None:
-        work = self.root / WORK
+        work = self.base / WORK
         self._make_dirs(work)
         owner = uuid.uuid4().hex
         staging = work / f".{owner}"  # renamed into place only once locked: never seen unlocked
@@ -155,7 +181,7 @@ class Vault:
         """Give up this process's work folder: removed if empty, and its lock released."""
         if self._owner is None or self._owner_fd is None:
             return
-        folder = self.root / WORK / self._owner
+        folder = self.base / WORK / self._owner
         try:
             if not self.leftovers_of(self._owner):
                 (folder / _LOCK).unlink(missing_ok=True)
@@ -169,19 +195,28 @@ class Vault:
     def owners(self) -> list[str]:
         """Every owner with a work folder, alive or not."""
         try:
-            return sorted(e.name for e in os.scandir(self.root / WORK)
+            return sorted(e.name for e in os.scandir(self.base / WORK)
                           if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise _vault_error("list", self.root / WORK, exc) from exc
+            raise _vault_error("list", self.base / WORK, exc) from exc
+
+    def _work_of(self, owner: str) -> Path:
+        """``owner``'s work folder: in this station's subtree, else another station's of a
+        shared vault (owners are random ids, so at most one has it)."""
+        mine = self.base / WORK / owner
+        if mine.exists() or not self.base_rel.parts:
+            return mine
+        others = sorted((self.root / STATIONS).glob(f"*/{WORK}/{owner}"))
+        return others[0] if others else mine
 
     def owner_alive(self, owner: str) -> bool:
         """Whether a process holds ``owner``'s lock now (ours counts as alive)."""
         if owner == self._owner:
             return True
         try:
-            fd = os.open(self.root / WORK / owner / _LOCK, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self._work_of(owner) / _LOCK, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return False
         except OSError as exc:
@@ -196,14 +231,14 @@ class Vault:
 
     def leftovers_of(self, owner: str) -> list[PurePosixPath]:
         """The temporary copies in a work folder, relative to the vault root."""
-        folder = self.root / WORK / owner
+        folder = self.base / WORK / owner
         try:
             names = sorted(p.name for p in folder.iterdir() if p.name.startswith(_TMP_PREFIX))
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise _vault_error("list", folder, exc) from exc
-        return [PurePosixPath(WORK, owner, name) for name in names]
+        return [self.base_rel / WORK / owner / name for name in names]
 
     def _temporary(self, rel: PurePosixPath) -> Path:
         if rel.is_absolute() or ".." in rel.parts or not rel.name.startswith(_TMP_PREFIX):
@@ -243,7 +278,7 @@ class Vault:
         """Remove a dead owner's work folder once nothing is left in it."""
         if self.owner_alive(owner):
             raise VaultError(f"vault: owner {owner} is alive")
-        folder = self.root / WORK / owner
+        folder = self.base / WORK / owner
         try:
             (folder / _LOCK).unlink(missing_ok=True)
             folder.rmdir()
@@ -257,14 +292,14 @@ class Vault:
     def writer(self, rel: PurePosixPath) -> VaultWriter:
         """Open a temporary file in this process's work folder; place() names it ``rel``."""
         self.path(rel)  # refuses what is not a vault path
-        folder = self.root / WORK / self.owner
+        folder = self.base / WORK / self.owner
         name = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
                          0o600)
         except OSError as exc:
             raise _vault_error("create a file in", folder, exc) from exc
-        return VaultWriter(self, rel, PurePosixPath(WORK, self.owner, name), fd)
+        return VaultWriter(self, rel, self.base_rel / WORK / self.owner / name, fd)
 
     def free_name(self, rel: PurePosixPath, taken: Callable[[str], bool]) -> PurePosixPath:
         """``rel``, or ``name~2``, ``~3``...: the first with no file and not ``taken``."""
@@ -314,8 +349,7 @@ class Vault:
     def stored_files(self) -> Iterator[PurePosixPath]:
         """Every file in the vault's areas except unfinished temporary files."""
         for area in (FILES, QUARANTINE):
-            top = self.root / area
-            for folder, _dirs, names in os.walk(top):
+            for folder, _dirs, names in os.walk(self.root / area):
                 for name in names:
                     if not name.startswith(_TMP_PREFIX):
                         yield PurePosixPath(Path(folder, name).relative_to(self.root).as_posix())

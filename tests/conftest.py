@@ -19,6 +19,7 @@ from devices.source import FolderSource
 from ingest.dock import IngestContext, Progress, Summary, Volume
 from ingest.pipeline import Dock
 from ingest.plan import Identity
+from tests.pgserver import PASSWORD, PgServer
 
 ZONE = ZoneInfo("Asia/Shanghai")
 # The shift in the shared template volume ends here; tests' clocks sit just after it.
@@ -84,9 +85,28 @@ def _umask_kept() -> Iterator[None]:
     os.umask(0o022)
 
 
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    """A real PostgreSQL server (Debian's), started for this test run."""
+    server = PgServer().start()
+    yield server
+    server.destroy()
+
+
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """EVIDOCK_HOME for this test only; no other EVIDOCK_* variable leaks in."""
+def catalog_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The catalog settings of this run: none (SQLite in home), or under --catalog=postgres
+    a new database on the run's PostgreSQL server, reached with a password."""
+    if request.config.getoption("--catalog") != "postgres":
+        return {}
+    server: PgServer = request.getfixturevalue("pg")
+    return {"EVIDOCK_DATABASE_URL": server.database(), "EVIDOCK_DATABASE_PASSWORD": PASSWORD}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog_env: dict[str, str]) -> Path:
+    """EVIDOCK_HOME for this test only; no other EVIDOCK_* variable leaks in, and no
+    settings file is read unless the test names one."""
     for name in list(os.environ):
         if name.startswith("EVIDOCK_"):
             monkeypatch.delenv(name)
@@ -95,6 +115,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EVIDOCK_TIMEZONE", "Asia/Shanghai")
     monkeypatch.setenv("EVIDOCK_AGENCY", "Test Agency")
     monkeypatch.setenv("EVIDOCK_STATION_ID", "station-1")
+    for name, value in catalog_env.items():
+        monkeypatch.setenv(name, value)
     return data
 
 
@@ -119,11 +141,20 @@ def station(settings: Settings, clock: Clock) -> Iterator[IngestContext]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False,
                      help="run the torture and misbehaviour suites at their full counts")
+    parser.addoption("--catalog", choices=("sqlite", "postgres"), default="sqlite",
+                     help="the catalog the `home` fixture's settings name: SQLite in home, "
+                     "or a database on a PostgreSQL server the tests start")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Torture suites' time limits fit their CI counts: under --long, or with a count set
-    through EVIDOCK_TORTURE_*, they run without one."""
+    through EVIDOCK_TORTURE_*, they run without one. The --catalog=postgres pass leaves
+    out the tests about SQLite itself (the SQLite pass runs them)."""
+    if config.getoption("--catalog") == "postgres":
+        kept = [i for i in items if i.get_closest_marker("sqlite_only") is None]
+        if len(kept) != len(items):
+            config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+            items[:] = kept
     if config.getoption("--long") or any(k.startswith("EVIDOCK_TORTURE_") for k in os.environ):
         for item in items:
             if item.get_closest_marker("torture") is not None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from tests.catalogdb import postgres_url, raw_catalog
+from tests.pgserver import PASSWORD
 
 runner = CliRunner()
 
@@ -106,7 +107,7 @@ def test_verify_finds_a_flipped_byte(home: Path, ingested: list[dict[str, object
 
 
 def test_verify_finds_an_edited_digest(home: Path, ingested: list[dict[str, object]]) -> None:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         db.execute("update recording set sha256 = ? where id = ?",
                    ("0" * 64, ingested[2]["id"]))
     code, out, _ = evidock("verify", "--json")
@@ -129,7 +130,7 @@ def test_verify_finds_a_deleted_and_an_unexpected_file(
 
 def test_verify_finds_a_removed_ledger_leaf(home: Path,
                                             ingested: list[dict[str, object]]) -> None:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         db.execute("delete from ledger_leaf where seq = 3")
     code, out, _ = evidock("verify")
     assert code == 1 and "ledger_leaf: ledger leaf 4" in out and "leaves were removed" in out
@@ -168,7 +169,8 @@ def test_invalid_settings_exit_2_and_config_commands(home: Path, tmp_path: Path)
     shown = json.loads(out)
     # the file sets both; EVIDOCK_AGENCY from the environment wins over the file
     assert shown["deadline_hours"] == 12 and shown["agency"] == "Test Agency"
-    assert shown["catalog_url"].endswith("catalog.db")
+    assert shown["catalog_url"] == (postgres_url() or f"sqlite:///{home / 'catalog.db'}")
+    assert "database_password" not in out or shown["database_password"] != PASSWORD
 
 
 def test_keys_show_and_export(home: Path, tmp_path: Path) -> None:

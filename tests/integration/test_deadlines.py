@@ -36,6 +36,7 @@ def station_at(settings: Settings, home: Path, clock: Clock) -> IngestContext:
     return ctx
 
 
+@pytest.mark.sqlite_only  # three fresh stores, each a home with its own catalog
 def test_the_deadline_holds_to_the_second(settings: Settings, one_clip: Path,
                                           tmp_path: Path) -> None:
     volume = tmp_path / "volume"

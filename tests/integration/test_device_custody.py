@@ -4,13 +4,14 @@ log, check-out and check-in, and registry input that is refused without a change
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.catalogdb import raw_catalog
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 
@@ -28,7 +29,7 @@ def ok(*args: str) -> str:
 
 
 def leaves(home: Path) -> int:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         return int(db.execute("select count(*) from ledger_leaf").fetchone()[0])
 
 

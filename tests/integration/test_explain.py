@@ -4,7 +4,6 @@ them, corrections are linked, and the written explanation prints for the case fi
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,8 +12,10 @@ from typing import Any
 
 import pytest
 
-from storage.catalog import Catalog
+from agent.settings import load_settings
+from agent.station import open_catalog
 from storage.models import Explanation
+from tests.catalogdb import raw_catalog
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 
@@ -33,7 +34,7 @@ def listed(*args: str) -> list[dict[str, Any]]:
 
 
 def leaves(home: Path) -> int:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         return int(db.execute("select count(*) from ledger_leaf").fetchone()[0])
 
 
@@ -83,7 +84,7 @@ def test_a_storage_fault_is_signed_by_the_custodian_once_then_corrected(store: P
 
 
 def test_an_interruption_needs_two_distinct_registered_officers(store: Path) -> None:
-    catalog = Catalog.open(f"sqlite:///{store / 'catalog.db'}")
+    catalog = open_catalog(load_settings())
     catalog.station_id = "station-1"
     try:  # as the pipeline records one from the recorder's log
         exp = catalog.add_explanation(Explanation(
@@ -176,7 +177,7 @@ def test_a_statement_edited_behind_the_ledger_is_caught(store: Path) -> None:
     late = one("late_ingest")
     assert evidock("explain", "complete", str(late), "--reason", "other", "--statement",
                    "真实的说明", "--signed-by", "100231")[0] == 0
-    with sqlite3.connect(store / "catalog.db") as db:
+    with raw_catalog(store) as db:
         db.execute("update statement set text = '伪造的说明', signers_json = '[\"100232\"]'")
     code, out, _ = evidock("verify")
     assert code == 1 and "row_differs" in out and "statement" in out, out

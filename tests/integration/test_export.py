@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typer.testing import CliRunner
 from cli import app
 from ingest.package import json_bytes
 from storage.keys import load_or_create
+from tests.catalogdb import raw_catalog
 
 runner = CliRunner()
 COLLECTOR = "李明"
@@ -48,7 +48,7 @@ def found(report: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def leaves(home: Path, kind: str) -> list[dict[str, Any]]:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         rows = db.execute("select body from ledger_leaf where kind = ? order by seq",
                           (kind,)).fetchall()
     return [json.loads(body) for (body,) in rows]

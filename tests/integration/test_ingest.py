@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import sqlite3
 import stat
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -26,6 +26,7 @@ from ingest.record import IngestRecord
 from ingest.verify import verify_store
 from storage.catalog import SCHEMA, Catalog, LogFilter, make_engine
 from storage.registry import Registry
+from tests.catalogdb import raw_catalog
 from tests.conftest import SHIFT_END, Clock, run_dock
 
 
@@ -146,6 +147,7 @@ def test_given_values_never_rewrite_what_the_names_say(station: IngestContext,
     assert "6 file(s)" in conflict.error
 
 
+@pytest.mark.sqlite_only
 def test_the_catalog_is_sqlite_in_wal_with_full_sync_and_matches_its_migrations(
         station: IngestContext, home: Path) -> None:
     with station.catalog.engine.connect() as conn:
@@ -154,7 +156,7 @@ def test_the_catalog_is_sqlite_in_wal_with_full_sync_and_matches_its_migrations(
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
     scripts = ScriptDirectory(str(Path(storage.__file__).with_name("migrations")))
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         version = db.execute("select version_num from alembic_version").fetchone()
     assert version == (scripts.get_current_head(),) == (SCHEMA,)  # what open() compares
 

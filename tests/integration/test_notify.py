@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.catalogdb import raw_catalog
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 
@@ -22,7 +23,7 @@ def ingest(volume: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def notify_leaves(home: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         rows = db.execute("select body from ledger_leaf where kind = 'notify' order by seq")
         return [json.loads(body)["payload"] for (body,) in rows]
 

@@ -4,7 +4,6 @@ CLI (its clock set with time-machine) on a real store of ffmpeg-made clips."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from devices.volume import FolderVolume
 from ingest.dock import IngestContext
 from storage.errors import VaultError
 from storage.vault import Vault
+from tests.catalogdb import raw_catalog
 from tests.conftest import run_dock
 
 runner = CliRunner()
@@ -36,7 +36,7 @@ def ok(*args: str) -> str:
 
 
 def leaves(home: Path) -> int:
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         return int(db.execute("select count(*) from ledger_leaf").fetchone()[0])
 
 
@@ -79,7 +79,7 @@ def test_retention_runs_out_to_the_second_and_a_purge_leaves_a_tombstone_verify_
     assert not file.exists()
     tomb = recording(1)
     assert tomb["sha256"] and tomb["signature"]  # the digest and signed record stay
-    with sqlite3.connect(home / "catalog.db") as db:
+    with raw_catalog(home) as db:
         by, approved, approval, why = db.execute(
             "select purged_by, purge_approved_by, purge_approval, purge_why from recording "
             "where id = 1").fetchone()

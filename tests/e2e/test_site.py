@@ -1,0 +1,110 @@
+"""A site: three stations dock at once into one PostgreSQL catalog and a shared vault.
+
+Each station is its own evidock process with its own home and signing key; they share
+the catalog (a real PostgreSQL server the tests start, reached over TCP with a password
+from a file) and the vault root. Afterwards a supervisor at any station sees and verifies
+everything the site holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from devices.media import ShiftPlan, record_shift
+from tests.conftest import ZONE
+from tests.pgserver import PASSWORD, PgServer
+
+EVIDOCK = str(Path(sys.executable).with_name("evidock"))
+STATIONS = ("north", "south", "east")
+
+
+def station_env(site: Path, url: str, name: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDOCK_")}
+    env.update(EVIDOCK_HOME=str(site / name), EVIDOCK_STATION_ID=name,
+               EVIDOCK_AGENCY="Site Agency", EVIDOCK_TIMEZONE="Asia/Shanghai",
+               EVIDOCK_DATABASE_URL=url,
+               EVIDOCK_DATABASE_PASSWORD_FILE=str(site / "db-password"),
+               EVIDOCK_VAULT_ROOT=str(site / "vault"), EVIDOCK_SHARED_VAULT="true")
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EVIDOCK, *args], env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.fixture
+def site(tmp_path: Path, pg: PgServer) -> tuple[Path, str]:
+    (tmp_path / "db-password").write_text(PASSWORD + "\n")
+    return tmp_path, pg.database()
+
+
+def shifts(site: Path, name: str, count: int) -> list[Path]:
+    end = datetime.now(UTC) - timedelta(hours=1)
+    made = []
+    for n in range(count):
+        device = f"ZFY{STATIONS.index(name)}{n:03d}"
+        folder = site / "recorders" / f"{name}-{n}"
+        record_shift(folder, ShiftPlan(device=device, officer=f"10{STATIONS.index(name)}{n:03d}",
+                                       clips=2, clip_seconds=1.0, truncated=False, audio=False),
+                     end, ZONE)
+        made.append(folder)
+    return made
+
+
+def test_three_stations_dock_at_once_into_one_site(site: tuple[Path, str]) -> None:
+    root, url = site
+    envs = {name: station_env(root, url, name) for name in STATIONS}
+    volumes = {name: shifts(root, name, 3) for name in STATIONS}
+    results: dict[str, list[subprocess.CompletedProcess[str]]] = {n: [] for n in STATIONS}
+
+    def station(name: str) -> None:
+        for volume in volumes[name]:
+            results[name].append(run(envs[name], "ingest", str(volume), "--json"))
+        results[name].append(run(envs[name], "checkpoint"))
+
+    threads = [threading.Thread(target=station, args=(name,)) for name in STATIONS]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, done in results.items():
+        for result in done:
+            assert result.returncode == 0, (name, result.stdout, result.stderr)
+
+    # one ledger, no fork: every station's leaves in one gap-free sequence
+    with psycopg.connect(url, password=PASSWORD) as db:
+        seqs = [r[0] for r in db.execute("select seq from ledger_leaf order by seq")]
+        bodies = [json.loads(r[0]) for r in db.execute("select body from ledger_leaf")]
+        signed = {r[0] for r in db.execute("select station from checkpoint")}
+    assert seqs == list(range(len(seqs)))
+    assert {b["station"] for b in bodies} >= set(STATIONS)
+    assert signed == set(STATIONS)
+
+    # the work folders are per station; the evidence tree is one
+    assert sorted(p.name for p in (root / "vault" / "stations").iterdir()) == sorted(STATIONS)
+    for name in STATIONS:  # a supervisor at any station sees and verifies the whole site
+        log = json.loads(run(envs[name], "log", "--json").stdout)
+        assert len(log) == 3 * 3 * 3  # 3 stations x 3 recorders x (2 clips + a photo)
+        assert {r["station"] for r in log} == set(STATIONS)
+        report = run(envs[name], "verify", "--json")
+        checked = json.loads(report.stdout)
+        assert report.returncode == 0 and checked["ok"], checked["problems"]
+        assert checked["recordings"] == 27
+
+    # a row one station wrote, edited in the database, is caught by another's verify
+    with psycopg.connect(url, password=PASSWORD) as db:
+        db.execute("update recording set officer_no = '999999' where station_id = 'north' "
+                   "and id = (select min(id) from recording where station_id = 'north')")
+    report = run(envs["east"], "verify", "--json")
+    kinds = {p["kind"] for p in json.loads(report.stdout)["problems"]}
+    assert report.returncode == 1 and "row_differs" in kinds, report.stdout
