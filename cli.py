@@ -45,7 +45,14 @@ from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
 from agent.retention_cli import hold_app, purge
 from agent.settings import config_path
-from agent.station import key_file_ids, open_reader, open_station, require_store, trusted_keys
+from agent.station import (
+    key_file_ids,
+    open_for_dock,
+    open_reader,
+    open_station,
+    require_store,
+    trusted_keys,
+)
 from agent.status import NotRunning, read_status
 from devices.source import FolderSource
 from devices.volume import FolderVolume
@@ -260,7 +267,7 @@ def ingest(
     # From here to the exit, SIGTERM and Ctrl-C only set a flag: the start-up repair and
     # closing the store are never cut short, and the exit code always says why it ended.
     with SignalStop(after=_SIGNALS_AFTER_COMMAND) as stop:
-        station = open_station(settings_of(ctx))
+        station = open_for_dock(settings_of(ctx), path)
         try:
             if stop.signum is None:  # else stopped before the dock began: nothing to do
                 summary = _dock(station, volume, given, stop, not as_json)

@@ -11,12 +11,14 @@ from agent.owner import no_access
 from agent.settings import Settings
 from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
+from ingest.explain import dock_not_started
 from ingest.naming import compile_patterns
 from ingest.recovery import recover
 from storage.catalog import Catalog
-from storage.errors import ConfigError, StationKeyError, UsageError
+from storage.errors import CatalogUnreachable, ConfigError, StationKeyError, UsageError
 from storage.keys import PublicKey, StationKey, load, load_or_create
 from storage.models import Station, now_utc
+from storage.spool import Spool
 from storage.vault import Vault
 
 
@@ -70,7 +72,23 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
                                       settings.notify_timeout_s)
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
+    ctx.spool = Spool(settings.home / "spool")
+    ctx.spool.replay(catalog)  # and record what an outage kept in the spool
     return ctx
+
+
+def open_for_dock(settings: Settings, label: str) -> IngestContext:
+    """open_station for a dock of ``label``: if the catalog cannot be reached, the dock's
+    explanation is kept in the station's spool (storage/spool.py) before the error goes on."""
+    try:
+        return open_station(settings)
+    except CatalogUnreachable as exc:
+        try:
+            Spool(settings.home / "spool").keep(dock_not_started(label, exc, now_utc()))
+        except OSError as spool_exc:
+            raise CatalogUnreachable(f"{exc} (and the explanation could not be kept in the "
+                                     f"spool: {spool_exc.strerror or spool_exc})") from exc
+        raise
 
 
 def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:

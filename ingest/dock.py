@@ -14,6 +14,7 @@ from devices.volume import SkippedEntry, SourceEntry, SourceFile
 from storage.catalog import Catalog
 from storage.keys import StationKey
 from storage.models import Explanation, LoggedDeviceEvent, now_utc
+from storage.spool import Spool
 from storage.vault import Vault
 
 
@@ -85,6 +86,8 @@ class IngestContext:
     clock: Callable[[], datetime] = now_utc
     # Told of each explanation once it is recorded (agent/alerts.py tells supervisors).
     on_explanation: Callable[[Explanation], None] | None = None
+    # Where explanations wait while the catalog cannot be reached (None: nowhere).
+    spool: Spool | None = None
 
     def record_explanation(self, exp: Explanation,
                            device_events: Sequence[LoggedDeviceEvent] = ()) -> Explanation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno as errnos
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from storage.errors import UsageError
@@ -160,3 +161,13 @@ def check_signers(exp: Explanation, officers: Sequence[Officer]) -> None:
     if len(officers) < need.minimum:
         raise UsageError(f"explanation {exp.id} ({exp.kind}) needs {need.describe()} to sign "
                          f"(--signed-by NO for each): {need.why}")
+
+
+def dock_not_started(label: str, why: object, at: datetime) -> Explanation:
+    """The explanation of a dock that could not start because the catalog could not be
+    reached (it names no session: none was opened)."""
+    return Explanation(
+        kind="catalog_error", rule=rule_of("catalog_error"), occurred_at=at,
+        error=f"{label}: the dock could not start: {why}",
+        action="nothing was copied and evidock did not clear the recorder; its files are "
+               "copied at its next dock")

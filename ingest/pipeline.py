@@ -21,7 +21,7 @@ from ingest import continuity, custody, readiness
 from ingest.account import dock_account
 from ingest.clearing import clear_recorder
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, NoProgress, Progress, Summary
-from ingest.explain import KINDS, needs_notice, rule_of, vault_fault_kind
+from ingest.explain import KINDS, dock_not_started, needs_notice, rule_of, vault_fault_kind
 from ingest.filing import CatalogStopped, Filer
 from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, HeldByDevice, Identity, PlannedFile, make_plan
@@ -66,14 +66,21 @@ class Dock:
     def run(self) -> Summary:
         """Dock; the session is closed whatever happens after it opened."""
         st = self.st
+        if st.spool is not None:  # first what an earlier outage left to record
+            st.spool.replay(st.catalog)
         try:
             owner, unwritable = st.vault.owner, None
         except VaultError as exc:  # the vault takes nothing: the dock is recorded as failed
             owner, unwritable = None, exc
-        st.catalog.start_session(DockSession(
-            session_id=self.session_id, station_id=st.station_id, source=self.source.label,
-            started_at=self.summary.started_at, usb_serial=self.source.usb_serial,
-            model=self.source.model, owner=owner))
+        try:
+            st.catalog.start_session(DockSession(
+                session_id=self.session_id, station_id=st.station_id,
+                source=self.source.label, started_at=self.summary.started_at,
+                usb_serial=self.source.usb_serial, model=self.source.model, owner=owner))
+        except CatalogError as exc:  # no session opened: the explanation names none
+            log.error("%s: the dock could not start: %s", shown(self.source.label), exc)
+            self._spooled(dock_not_started(self.source.label, exc, st.clock()))
+            raise
         try:
             if unwritable is not None:
                 raise unwritable
@@ -330,8 +337,22 @@ class Dock:
             self.st.record_explanation(exp, device_events)
         except CatalogError as exc:
             log.error("the explanation for %s could not be recorded: %s", shown(path), exc)
-            self.summary.unrecorded.append(f"{kind} {path}: {error}; {action}")
+            self.summary.unrecorded.append(f"{kind} {path}: {error}; {action}"
+                                           + self._spooled(exp))
         self.summary.explanations.append(exp)
+
+    def _spooled(self, exp: Explanation) -> str:
+        """Keep an explanation the catalog refused in the station's spool; what to add."""
+        if self.st.spool is None:
+            return ""
+        try:
+            kept = self.st.spool.keep(exp)
+        except OSError as exc:
+            log.error("the explanation could not be kept in the spool either: %s", exc)
+            return f" (not kept in the spool either: {exc.strerror or exc})"
+        log.warning("explanation kept in the spool (%s) until the catalog can be reached",
+                    kept)
+        return " (kept in the station's spool: it is recorded when the catalog can be reached)"
 
     def _stopped(self, kind: str, why: str) -> None:
         """The dock ended early: say so, with what the catalog shows was done."""

@@ -295,6 +295,17 @@ class Catalog:
 
     # Transactions ------------------------------------------------------------
 
+    def _failed(self, what: str, exc: SQLAlchemyError) -> CatalogError:
+        """The error for a failed read or write: on PostgreSQL what the server (or the way
+        to it) said, a lost connection as CatalogUnreachable; on SQLite the whole story."""
+        if self.engine.dialect.name != "postgresql":
+            return CatalogError(f"catalog: cannot {what}: {exc}")
+        said = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        if isinstance(exc, OperationalError):
+            return CatalogUnreachable(f"catalog: cannot {what}: cannot reach the catalog "
+                                      f"database: {said}")
+        return CatalogError(f"catalog: cannot {what}: {said}")
+
     @contextmanager
     def reading(self) -> Iterator[Session]:
         """A read-only session (this thread's snapshot, if it took one); database errors
@@ -307,7 +318,7 @@ class Catalog:
             with Session(self.engine, expire_on_commit=False) as db:
                 yield db
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog: cannot read: {exc}") from exc
+            raise self._failed("read", exc) from exc
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
@@ -327,7 +338,7 @@ class Catalog:
                 finally:
                     self._snapshot.session = None
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog: cannot read: {exc}") from exc
+            raise self._failed("read", exc) from exc
 
     def _writing(self, what: str) -> Engine:
         if self.writer is None:
@@ -343,7 +354,7 @@ class Catalog:
                 yield db
                 ledger.seal(db, self.station_id)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
+            raise self._failed(what, exc) from exc
 
     def append_event(self, db: Session, kind: str, subject: str,
                      payload: dict[str, Any]) -> None:
@@ -455,8 +466,10 @@ class Catalog:
             self.append_event(db, kind, subject, payload)
 
     def add_explanation(self, exp: Explanation,
-                        device_events: Sequence[LoggedDeviceEvent] = ()) -> Explanation:
-        """Record an explanation, and the device-log entries it accounts for (once each)."""
+                        device_events: Sequence[LoggedDeviceEvent] = (), *,
+                        spooled: str | None = None) -> Explanation:
+        """Record an explanation, and the device-log entries it accounts for (once each);
+        ``spooled``: the id it had in the station's spool (storage/spool.py)."""
         with self.transaction(f"record an explanation ({exp.kind})") as db:
             db.add(exp)
             db.flush()
@@ -466,8 +479,17 @@ class Catalog:
             self.append_event(db, "explanation", str(exp.id), {
                 "kind": exp.kind, "source_path": exp.source_path, "error": exp.error,
                 "action": exp.action, "session": exp.session_id,
+                **({"spooled": spooled} if spooled else {}),
             })
         return exp
+
+    def spooled_recorded(self, ref: str) -> bool:
+        """Whether an explanation from the spool with this id is already recorded."""
+        query = select(LedgerLeaf.seq).where(
+            LedgerLeaf.kind == "explanation",
+            col(LedgerLeaf.body).contains(f'"spooled":"{ref}"'))
+        with self.reading() as db:
+            return db.exec(query.limit(1)).first() is not None
 
     def remember_device_events(self, events: Sequence[LoggedDeviceEvent]) -> None:
         """Keep device-log entries that need no explanation, so later docks know them."""
@@ -676,7 +698,7 @@ class Catalog:
             with Session(self._writing(what), expire_on_commit=False) as db, db.begin():
                 db.merge(checkpoint)
         except SQLAlchemyError as exc:
-            raise CatalogError(f"catalog: cannot {what}: {exc}") from exc
+            raise self._failed(what, exc) from exc
 
     def rows(self, cls: type[M]) -> Sequence[M]:
         """Every row of one table (for verify)."""

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -108,3 +109,74 @@ def test_three_stations_dock_at_once_into_one_site(site: tuple[Path, str]) -> No
     report = run(envs["east"], "verify", "--json")
     kinds = {p["kind"] for p in json.loads(report.stdout)["problems"]}
     assert report.returncode == 1 and "row_differs" in kinds, report.stdout
+
+
+def wait_for_recordings(url: str, count: int, proc: subprocess.Popen[str]) -> None:
+    while proc.poll() is None:
+        with psycopg.connect(url, password=PASSWORD) as db:
+            row = db.execute("select count(*) from recording").fetchone()
+        if row is not None and row[0] >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the dock ended before {count} recordings: {proc.communicate()}")
+
+
+def test_an_outage_mid_dock_loses_nothing_and_is_explained(
+        site: tuple[Path, str], pg: PgServer) -> None:
+    root, url = site
+    env = station_env(root, url, "north")
+    volume = root / "recorder"
+    made = record_shift(volume, ShiftPlan(clips=24, clip_seconds=4.0, truncated=False),
+                        datetime.now(UTC) - timedelta(hours=1), ZONE)
+    (root / "first").mkdir()
+    assert run(env, "ingest", str(root / "first")).returncode == 0  # the station's store
+    proc = subprocess.Popen([EVIDOCK, "ingest", str(volume)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for_recordings(url, 3, proc)
+        pg.stop("immediate")  # the site's server goes away mid-dock
+        out, err = proc.communicate(timeout=120)
+    finally:
+        pg.restart()
+    assert proc.returncode == 1, (out, err)
+    assert "cannot reach the catalog database" in out and "kept in the station's spool" in out
+    assert "Traceback" not in err
+    spooled = list((root / "north" / "spool").glob("*.json"))
+    assert spooled, out
+
+    again = run(env, "ingest", str(volume), "--json")  # the server is back: the next dock
+    assert again.returncode == 0, again.stderr
+    assert not list((root / "north" / "spool").glob("*.json"))  # recorded, not kept
+    explained = json.loads(run(env, "explain", "list", "--json").stdout)
+    outage = [e for e in explained if e["kind"] == "catalog_error"]
+    assert outage and "recorded from the station's spool" in outage[0]["action"]
+    assert "cannot reach the catalog database" in outage[0]["error"]
+    log = json.loads(run(env, "log", "--json").stdout)
+    assert sorted(r["source_path"] for r in log) == sorted(
+        str(p.relative_to(volume)) for p in made)  # every file, once
+    report = run(env, "verify", "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["ok"], report.stdout
+
+
+def test_a_dock_that_cannot_reach_the_catalog_is_explained_when_it_can(
+        site: tuple[Path, str], pg: PgServer) -> None:
+    root, url = site
+    env = station_env(root, url, "south")
+    (root / "first").mkdir()
+    assert run(env, "ingest", str(root / "first")).returncode == 0
+    volume = root / "recorder"
+    record_shift(volume, ShiftPlan(clips=1, clip_seconds=1.0, truncated=False, photo=False,
+                                   audio=False), datetime.now(UTC) - timedelta(hours=1), ZONE)
+    pg.stop()
+    try:
+        down = run(env, "ingest", str(volume))
+    finally:
+        pg.restart()
+    assert down.returncode == 1 and "cannot reach the catalog" in down.stderr, down.stderr
+    assert "Traceback" not in down.stderr
+    assert run(env, "checkpoint").returncode == 0  # any writer records what waits
+    explained = json.loads(run(env, "explain", "list", "--json").stdout)
+    assert [e["kind"] for e in explained] == ["catalog_error"]
+    assert "the dock could not start" in explained[0]["error"]
+    report = run(env, "verify", "--json")
+    assert report.returncode == 0, report.stdout
