@@ -171,6 +171,37 @@ def config_validate(ctx: typer.Context) -> None:
     out.print(f"settings are valid ({path or 'built-in defaults'})", highlight=False)
 
 
+@config_app.command("systemd")
+def config_systemd(
+    ctx: typer.Context,
+    write: Annotated[bool, typer.Option(
+        "--write", help="write them (then: systemctl daemon-reload; systemctl restart "
+        "evidock) instead of printing them")] = False,
+    root: Annotated[Path, typer.Option(help="the folder of the units' drop-ins")] = Path(
+        "/etc/systemd/system"),
+) -> None:
+    """The systemd drop-ins a site station needs: its catalog server's address, a vault
+    outside /var/lib/evidock (nothing when the shipped units suffice)."""
+    from agent.site_unit import dropins, write_dropins
+
+    settings = settings_of(ctx)
+    made = dropins(settings)
+    if not made:
+        out.print("the shipped units need nothing more for these settings", highlight=False)
+        return
+    if not write:
+        for unit, text in made.items():
+            out.print(f"# {root / (unit + '.d')}/50-evidock-site.conf", highlight=False)
+            out.print(text, highlight=False, markup=False)
+        return
+    try:
+        for path in write_dropins(settings, root):
+            out.print(f"wrote {path}", highlight=False)
+    except OSError as exc:
+        raise UsageError(f"cannot write the drop-ins under {root}: {exc.strerror or exc}") \
+            from exc
+
+
 # keys ------------------------------------------------------------------------
 
 @keys_app.command("show")
