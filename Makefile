@@ -42,7 +42,7 @@ bench:
 	$(MAKE) --no-print-directory $(VENV)/.test
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/dock_bench.py
-	$(BIN)/python bench/small_files_bench.py
+	$(BIN)/python bench/small_files_bench.py --site
 	$(BIN)/python bench/ledger_bench.py
 	$(BIN)/python bench/log_bench.py
 	$(BIN)/python bench/verify_bench.py

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ingest.dock import Summary
-from ingest.record import IngestRecord
+from ingest.record import FORMATS, IngestRecord
 from ingest.verify import VerifyReport
 from storage.models import Explanation, Officer, Recording, Statement
 
@@ -37,7 +37,7 @@ def recording_dict(row: Recording) -> dict[str, Any]:
         "start_from": row.start_from, "duration_s": row.duration_s, "important": row.important,
         "ingested_at": _t(row.ingested_at), "deadline": _t(row.deadline), "late": row.late,
         "vault_path": row.vault_path, "sidecar": row.sidecar, "attached_to": row.attached_to,
-        "record_format": record.fields()["format"], "clock_offset_s": row.clock_offset_s,
+        "record_format": FORMATS[record.version], "clock_offset_s": row.clock_offset_s,
         "recorder_start": _t(record.recorder_start), "recorder_end": _t(record.recorder_end),
         "purged_at": _t(row.purged_at), "purged_by": row.purged_by,
         "purge_approved_by": row.purge_approved_by, "purge_approval": row.purge_approval,

@@ -8,8 +8,12 @@ are more, and the rows made ready to print, as the command does after start-up),
 of --repeat runs; the target is under 100 ms. The rows are inserted directly (no vault
 files: only the query is measured).
 
+Each engine gets the same rows: SQLite (a station's catalog) and PostgreSQL (a site's, on
+a server this benchmark starts with Debian's initdb and pg_ctl, tests/pgserver.py).
+
 Results go to bench/results/log-*.json.
 Usage: python bench/log_bench.py [--recordings 1000000] [--repeat 5] [--dir DIR]
+                                 [--engine sqlite|postgres|both]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import random
 import shutil
 import statistics
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +34,9 @@ from sqlmodel import Session
 from agent.render import recording_dict
 from storage.catalog import Catalog, LogFilter
 from storage.models import Recording
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from tests.pgserver import PASSWORD, PgServer  # (the repository root, put on the path above)
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 DEVICES = 300
@@ -64,23 +72,16 @@ def fill(catalog: Catalog, count: int) -> None:
             db.execute(insert(Recording), rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--recordings", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--dir", default="/var/tmp/evidock-bench", type=Path)
-    args = parser.parse_args()
-    work = args.dir / "log"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    url = f"sqlite:///{work / 'catalog.db'}"
-    writer = Catalog.open(url)
+def measure(url: str, password: str | None, count: int, repeat: int) -> dict[str, object]:
+    writer = Catalog.open(url, password)
     started = time.perf_counter()
-    fill(writer, args.recordings)
+    fill(writer, count)
     writer.close()
-    print(f"{args.recordings:,} recordings inserted in {time.perf_counter() - started:.0f} s",
-          flush=True)
-    catalog = Catalog.open_readonly(url)
+    print(f"{count:,} recordings inserted in {time.perf_counter() - started:.0f} s", flush=True)
+    catalog = Catalog.open_readonly(url, password)
+    if catalog.engine.dialect.name == "postgresql":  # the statistics autovacuum would make
+        with catalog.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE recording")
     middle = START + timedelta(days=500)
     filters = {
         "--device": LogFilter(device="ZFY0042"),
@@ -93,10 +94,10 @@ def main() -> None:
                                                  until=middle + timedelta(days=7)),
         "--device --late": LogFilter(device="ZFY0042", late=True),
     }
-    report: dict[str, object] = {"recordings": args.recordings, "filters": {}}
+    report: dict[str, object] = {}
     for name, flt in filters.items():
         times, found = [], 0
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             start = time.perf_counter()
             rows = catalog.recordings(flt, limit=LIMIT)
             found = len([recording_dict(r) for r in rows])
@@ -106,8 +107,34 @@ def main() -> None:
         median = statistics.median(times)
         print(f"  {name:28} {found:7,} rows  {median:8.1f} ms"
               + ("" if median < 100 else "  (over the 100 ms target)"), flush=True)
-        report["filters"][name] = {"rows": found, "ms": median}  # type: ignore[index]
+        report[name] = {"rows": found, "ms": median}
     catalog.close()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recordings", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dir", default="/var/tmp/evidock-bench", type=Path)
+    parser.add_argument("--engine", choices=("sqlite", "postgres", "both"), default="both")
+    args = parser.parse_args()
+    work = args.dir / "log"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    report: dict[str, object] = {"recordings": args.recordings, "filters": {}}
+    if args.engine in ("sqlite", "both"):
+        print("SQLite (a station's catalog)", flush=True)
+        report["filters"] = measure(f"sqlite:///{work / 'catalog.db'}", None,
+                                    args.recordings, args.repeat)
+    if args.engine in ("postgres", "both"):
+        print("PostgreSQL (a site's catalog, over TCP)", flush=True)
+        server = PgServer().start()
+        try:
+            report["postgres_filters"] = measure(server.database(), PASSWORD,
+                                                 args.recordings, args.repeat)
+        finally:
+            server.destroy()
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")

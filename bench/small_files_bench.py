@@ -11,10 +11,13 @@ Each round measures, each in its own process, with a fresh data folder:
   baseline  per file: open, read, SHA-256, write a temporary file, fsync it,
             rename it, fsync the folder (the floor of any durable copy)
   ingest    `evidock ingest` of the folder (read-back, check, sign, catalog)
+  site      with --site: the same with the catalog on PostgreSQL, a server this
+            benchmark starts (tests/pgserver.py) reached over TCP on this machine,
+            password from a file, the vault shared (a site station's settings)
 
-and prints files/s, and ingest against the baseline, median of --repeat rounds
-run side by side; results go to bench/results/.
-Usage: python bench/small_files_bench.py [--files 500] [--repeat 3] [--dir DIR]
+and prints files/s, ingest against the baseline and the site against the station,
+median of --repeat rounds run side by side; results go to bench/results/.
+Usage: python bench/small_files_bench.py [--files 500] [--repeat 3] [--dir DIR] [--site]
 """
 
 from __future__ import annotations
@@ -101,13 +104,23 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3, help="rounds, side by side")
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--site", action="store_true",
+                        help="also with the catalog on PostgreSQL (a site station)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evidock-small-", dir=args.dir))
+    server = None
+    if args.site:
+        sys.path.insert(0, str(Path(__file__).parents[1]))
+        from tests.pgserver import PASSWORD, PgServer
+        server = PgServer().start()
+        (work / "db-password").write_text(PASSWORD + "\n")
     try:
         volume = work / "volume"
         total = make_photos(volume, args.files)
         print(f"{args.files} JPEGs, {total / args.files / 1e3:.0f} KB each on average, in {work}")
         runs: dict[str, list[float]] = {"baseline": [], "ingest": []}
+        if server is not None:
+            runs["site"] = []
         for n in range(args.repeat):
             copies = work / f"copies-{n}"
             copies.mkdir()
@@ -120,20 +133,34 @@ def main() -> None:
             env.pop("EVIDOCK_CONFIG", None)
             runs["ingest"].append(timed([str(BIN / "evidock"), "ingest", str(volume)], env))
             shutil.rmtree(home)
-            print("  round {}: baseline {:6.1f} files/s, ingest {:6.1f} files/s".format(
-                n + 1, args.files / runs["baseline"][-1], args.files / runs["ingest"][-1]),
-                flush=True)
+            line = "  round {}: baseline {:6.1f} files/s, ingest {:6.1f} files/s".format(
+                n + 1, args.files / runs["baseline"][-1], args.files / runs["ingest"][-1])
+            if server is not None:
+                site = {**env, "EVIDOCK_DATABASE_URL": server.database(),
+                        "EVIDOCK_DATABASE_PASSWORD_FILE": str(work / "db-password"),
+                        "EVIDOCK_SHARED_VAULT": "true"}
+                runs["site"].append(timed([str(BIN / "evidock"), "ingest", str(volume)], site))
+                shutil.rmtree(home)
+                line += f", site {args.files / runs['site'][-1]:6.1f} files/s"
+            print(line, flush=True)
         rates = {name: args.files / statistics.median(s) for name, s in runs.items()}
         ratio = rates["ingest"] / rates["baseline"]
         print(f"  medians: baseline {rates['baseline']:.1f} files/s, "
               f"ingest {rates['ingest']:.1f} files/s, ingest/baseline {ratio:.2f} x")
+        if server is not None:
+            print(f"  site (PostgreSQL catalog) {rates['site']:.1f} files/s, "
+                  f"site/station {rates['site'] / rates['ingest']:.2f} x")
         out = Path(__file__).with_name("results")
         out.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%S")
         (out / f"small-files-{stamp}.json").write_text(json.dumps({
             "files": args.files, "bytes": total, "seconds": runs,
-            "files_per_s": rates, "ingest/baseline": ratio}, indent=2))
+            "files_per_s": rates, "ingest/baseline": ratio,
+            **({"site/station": rates["site"] / rates["ingest"]} if server else {})},
+            indent=2))
     finally:
+        if server is not None:
+            server.destroy()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -9,7 +9,7 @@ recorder's own times and the clock offset taken off them; rows signed as version
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,7 +52,7 @@ class IngestRecord:
         return self.recording_end + timedelta(seconds=self.clock_offset_s or 0)
 
     def fields(self) -> dict[str, Any]:
-        body = asdict(self)
+        body = {f.name: getattr(self, f.name) for f in fields(self)}  # values are immutable
         del body["version"]
         if self.version == 1:
             del body["clock_offset_s"]

@@ -47,7 +47,7 @@ fi
 say "installing evidock into $prefix"
 [ -x "$prefix/bin/python" ] || "$python" -m venv "$prefix"
 "$prefix/bin/pip" install -q --upgrade pip
-"$prefix/bin/pip" install -q --upgrade "$source_dir[export,report]"  # a station exports and reports
+"$prefix/bin/pip" install -q --upgrade "$source_dir[export,report,postgres]"  # exports, reports, a site catalog
 ln -sfn "$prefix/bin/evidock" /usr/local/bin/evidock
 
 # 3. The service user and the role groups (names as in the settings' defaults).

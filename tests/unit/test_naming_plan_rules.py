@@ -9,7 +9,7 @@ import pytest
 from agent.settings import DEFAULT_PATTERN
 from devices.volume import SourceEntry
 from ingest.naming import compile_patterns, never_matches, parse_name
-from ingest.plan import UNKNOWN, Identity, make_plan
+from ingest.plan import UNKNOWN, HeldByDevice, Identity, make_plan
 from ingest.rules import Clip, gaps, timing
 
 PATTERNS = compile_patterns([DEFAULT_PATTERN])
@@ -171,3 +171,17 @@ def test_a_pattern_may_declare_its_time_part_by_part_in_any_order() -> None:
 def test_a_pattern_that_can_never_give_a_time_is_named(pattern: str, why: str | None) -> None:
     found = never_matches(pattern)
     assert (found is None) if why is None else (found is not None and why in found), found
+
+
+def test_a_plan_reads_the_held_sources_of_the_devices_it_meets_only() -> None:
+    asked: list[str] = []
+
+    def load(device: str) -> set[tuple[str, str, int, int]]:
+        asked.append(device)
+        return {("D1", "DCIM/a.MP4", 10, 5)} if device == "D1" else set()
+
+    held = HeldByDevice(load)
+    assert ("D1", "DCIM/a.MP4", 10, 5) in held
+    assert ("D1", "DCIM/b.MP4", 10, 5) not in held and ("D2", "DCIM/a.MP4", 10, 5) not in held
+    assert "not a key" not in held
+    assert asked == ["D1", "D2"]  # each device once, and no other
