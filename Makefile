@@ -40,7 +40,7 @@ test: lint
 bench:
 	scripts/system-deps.sh test
 	$(MAKE) --no-print-directory $(VENV)/.test
-	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/ingest_bench.py --site
 	$(BIN)/python bench/dock_bench.py
 	$(BIN)/python bench/small_files_bench.py --site
 	$(BIN)/python bench/ledger_bench.py

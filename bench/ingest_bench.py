@@ -7,12 +7,15 @@ own process and each starting with the source's pages dropped from the cache:
   dd           dd bs=1M conv=fsync (the disk's durable write rate)
   ingest       `evidock ingest` without the verify re-read
   ingest+v     `evidock ingest` with the re-read of the stored copy (the default)
+  site         with --site: ingest+v with the catalog on PostgreSQL (a server this
+               benchmark starts, tests/pgserver.py, over TCP on this machine)
 
 and prints throughputs, ratios and peak RSS; results go to bench/results/.
 The four are measured in rounds (--repeat, default 3), interleaved so that a
 slow spell of the disk hits all of them alike; the median of each is reported.
 Usage: python bench/ingest_bench.py [--sizes 1,4] [--repeat 3] [--dir /var/tmp/evidock-bench]
                                     [--vault DIR]   (where dd and ingest write; default --dir)
+                                    [--site]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -73,7 +77,9 @@ def make_source(folder: Path, gib: int) -> Path:
     return path
 
 
-def run_size(folder: Path, target: Path, gib: int, repeat: int) -> dict[str, object]:
+def run_size(folder: Path, target: Path, gib: int, repeat: int,
+             site: Callable[[], dict[str, str]] | None = None) -> dict[str, object]:
+    """``site``: the settings of a site station with a new database (--site)."""
     source = make_source(folder, gib)
     size = source.stat().st_size
     runs: dict[str, list[tuple[float, int]]] = {}
@@ -92,13 +98,17 @@ def run_size(folder: Path, target: Path, gib: int, repeat: int) -> dict[str, obj
         measure("dd", ["dd", f"if={source}", f"of={dd_out}", "bs=1M", "conv=fsync",
                        "status=none"])
         dd_out.unlink()
-        for name, reread in (("ingest", "false"), ("ingest+v", "true")):
+        variants: list[tuple[str, str, dict[str, str]]] = [
+            ("ingest", "false", {}), ("ingest+v", "true", {})]
+        if site is not None:
+            variants.append(("site", "true", site()))
+        for name, reread, extra in variants:
             home = folder / f"home-{name}"
             shutil.rmtree(home, ignore_errors=True)
             vault = target / f"vault-{name}"
             env = {**os.environ, "EVIDOCK_HOME": str(home), "EVIDOCK_VERIFY_REREAD": reread,
                    "EVIDOCK_VAULT_ROOT": str(vault),
-                   "EVIDOCK_STATION_ID": "bench", "EVIDOCK_AGENCY": "bench"}
+                   "EVIDOCK_STATION_ID": "bench", "EVIDOCK_AGENCY": "bench", **extra}
             measure(name, [str(BIN / "evidock"), "ingest", str(source.parent)], env)
             shutil.rmtree(home)
             shutil.rmtree(vault)
@@ -116,6 +126,8 @@ def run_size(folder: Path, target: Path, gib: int, repeat: int) -> dict[str, obj
         f"{name}/{ref_name}": results[name]["mb_per_s"] / ref
         for name in ("ingest", "ingest+v") for ref_name, ref in (("hash-only", base), ("dd", dd))
     }
+    if "site" in results:
+        ratios["site/ingest+v"] = results["site"]["mb_per_s"] / results["ingest+v"]["mb_per_s"]
     for key, value in ratios.items():
         print(f"  {key:20} {value:5.2f} x")
     return {"gib": gib, "bytes": size, "results": results, "ratios": ratios}
@@ -128,12 +140,30 @@ def main() -> None:
     parser.add_argument("--vault", type=Path, help="where dd and ingest write (default --dir)")
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--keep", action="store_true", help="keep the random sources")
+    parser.add_argument("--site", action="store_true",
+                        help="also ingest+v with the catalog on PostgreSQL (a site station)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     target = args.vault or args.dir
     target.mkdir(parents=True, exist_ok=True)
     print(f"sources in {args.dir}, writes to {target}")
-    report = [run_size(args.dir, target, int(g), args.repeat) for g in args.sizes.split(",")]
+    site: Callable[[], dict[str, str]] | None = None
+    server = None
+    if args.site:
+        sys.path.insert(0, str(Path(__file__).parents[1]))
+        from tests.pgserver import PASSWORD, PgServer
+        server = PgServer().start()
+
+        def site() -> dict[str, str]:
+            assert server is not None
+            return {"EVIDOCK_DATABASE_URL": server.database(),
+                    "EVIDOCK_DATABASE_PASSWORD": PASSWORD, "EVIDOCK_SHARED_VAULT": "true"}
+    try:
+        report = [run_size(args.dir, target, int(g), args.repeat, site)
+                  for g in args.sizes.split(",")]
+    finally:
+        if server is not None:
+            server.destroy()
     out = Path(__file__).with_name("results")
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")

@@ -112,8 +112,9 @@ def _postgres_engine(url: str, *, write: bool, password: str | None) -> Engine:
         args["password"] = password
     if not write:
         args["options"] = "-c default_transaction_read_only=on"
-    try:
-        engine = create_engine(url, connect_args=args, pool_pre_ping=True)
+    try:  # each read on its own (no BEGIN and ROLLBACK round trips); snapshot() makes one
+        engine = create_engine(url, connect_args=args, pool_pre_ping=True,
+                               **({} if write else {"isolation_level": "AUTOCOMMIT"}))
     except (SQLAlchemyError, ValueError) as exc:
         raise CatalogError(f"cannot use catalog URL {url!r}: {exc}") from exc
     if write:

@@ -10,8 +10,8 @@ root pins everything before it.
 Write transactions are serialized before they read anything (SQLite: BEGIN IMMEDIATE;
 PostgreSQL: a transaction-scoped advisory lock, storage/catalog.py), so the stations
 of a site append to one ledger in one order. The ``ledger_head`` row keeps the tree's
-size and compact range (updated first, a second guard), so an append costs O(log n)
-hashes.
+size and compact range (read ``FOR UPDATE``, a second guard), so an append costs
+O(log n) hashes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, inspect, update
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel, col, select
 
@@ -172,16 +172,16 @@ def seal(db: Session, station: str | None) -> LedgerLeaf | None:
     ev = db.info.pop(_EVENT, None)
     if not changes and ev is None:
         return None
-    # The serialization point: the head row is locked (PostgreSQL) before it is read.
-    db.execute(update(LedgerHead).where(col(LedgerHead.id) == 1)
-               .values(size=col(LedgerHead.size) + 1))
-    head = db.exec(select(LedgerHead).where(col(LedgerHead.id) == 1)
+    # The transaction already holds the catalog's write lock (storage/catalog.py); the
+    # head row is read locked too (FOR UPDATE on PostgreSQL), a second guard.
+    head = db.exec(select(LedgerHead).where(col(LedgerHead.id) == 1).with_for_update()
                    .execution_options(populate_existing=True)).one()
-    seq, at = head.size - 1, now_utc()
+    seq, at = head.size, now_utc()
     body = leaf_body(seq, at, station, ev, changes)
     digest = leaf_hash(body)
     frontier = frontier_append([bytes.fromhex(h) for h in json.loads(head.frontier)], seq,
                                digest)
+    head.size = seq + 1
     head.frontier = json.dumps([h.hex() for h in frontier])
     head.root = frontier_root(frontier).hex()
     db.add(head)
