@@ -306,6 +306,12 @@ def run_export(station: IngestContext, request: ExportRequest, *, timezone: str 
         check_iso(request.iso)
     pdf.require()
     rows = select(station, request)
+    if others := sorted({row.station_id for row in rows} - {station.station_id}):
+        mine = [str(row.id) for row in rows if row.station_id != station.station_id][:10]
+        raise UsageError(
+            f"recordings {', '.join(mine)} were stored by station {', '.join(others)}: a "
+            "package carries the keys of the station that makes it, so export them at the "
+            "station that stored them (each station of a site verifies all of them)")
     ids = tuple(row.id for row in rows if row.id is not None)
     steps = plan_copies(rows)
     index = _leaves_about(station, ids)

@@ -102,6 +102,18 @@ def test_three_stations_dock_at_once_into_one_site(site: tuple[Path, str]) -> No
         assert report.returncode == 0 and checked["ok"], checked["problems"]
         assert checked["recordings"] == 27
 
+    # a package is made at the station that stored (and signed) what it carries
+    north_id = min(r["id"] for r in log if r["station"] == "north")
+    details = ["--collector", "张伟", "--place", "site", "--reason", "test",
+               "--approved-by", "王芳", "--recording", str(north_id)]
+    refused = run(envs["east"], "export", "--out", str(root / "from-east"), *details)
+    assert refused.returncode == 2 and "stored by station north" in refused.stderr
+    assert not (root / "from-east").exists()
+    made = run(envs["north"], "export", "--out", str(root / "from-north"), *details)
+    assert made.returncode == 0, made.stderr
+    checked = run(envs["east"], "verify-export", str(root / "from-north"))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
     # a row one station wrote, edited in the database, is caught by another's verify
     with psycopg.connect(url, password=PASSWORD) as db:
         db.execute("update recording set officer_no = '999999' where station_id = 'north' "
