@@ -203,3 +203,42 @@ def test_a_stopped_server_is_unreachable_not_a_damaged_catalog(
             Catalog.open_readonly(site_url, PASSWORD)
     finally:
         pg.restart()
+
+
+def test_verify_and_checkpoints_hold_while_other_stations_write(on_pg: str) -> None:
+    """verify and checkpoint read one snapshot: writers busy at the same time never make
+    them report a problem or refuse."""
+    first_dock(Path(load_settings().home))
+    settings = load_settings()
+    writers = [open_catalog(settings) for _ in range(3)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def write(n: int, catalog: Catalog) -> None:
+        catalog.station_id = f"busy-{n}"
+        try:
+            i = 0
+            while not stop.is_set():
+                with catalog.transaction("test write") as db:
+                    db.add(Officer(officer_no=f"busy{n}-{i}"))
+                i += 1
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n, c)) for n, c in enumerate(writers)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            code, out, err = evidock("verify", "--json")
+            report = json.loads(out)
+            assert code == 0 and report["ok"], report["problems"]
+            code, _, err = evidock("checkpoint")
+            assert code == 0, err
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        for catalog in writers:
+            catalog.close()
+    assert errors == []
