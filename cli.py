@@ -151,6 +151,8 @@ def config_show(ctx: typer.Context,
     """Print the settings in effect, with the paths derived from them."""
     settings = settings_of(ctx)
     data = settings.model_dump(mode="json")
+    for model in data["models"]:  # recorders' command-port passwords are not shown either
+        model["password"] = "**********" if model["password"] else ""
     data.update(catalog_url=settings.catalog_url, vault_dir=str(settings.vault_dir),
                 key_file=str(settings.key_file), station_zone=settings.station_zone_name,
                 times_shown_in="UTC" if ctx.ensure_object(State).utc
@@ -167,7 +169,7 @@ def config_validate(ctx: typer.Context) -> None:
     """Check the settings file and environment; exit 2 with the problems if invalid."""
     state: State = ctx.ensure_object(State)
     path = config_path(state.config, os.environ)
-    settings_of(ctx)
+    settings_of(ctx).catalog_password()  # a password file that cannot be read is a problem
     out.print(f"settings are valid ({path or 'built-in defaults'})", highlight=False)
 
 

@@ -8,6 +8,7 @@ when it exists. A missing default file is fine; a missing named file is an error
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -297,6 +298,9 @@ class Settings(BaseModel):
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read the database password from "
                               f"{self.database_password_file}: {exc}") from exc
+        if self.database_password_file.stat().st_mode & 0o004:
+            log.warning("the database password file %s is readable by every account; make "
+                        "it 0640 (root and the service's group)", self.database_password_file)
         lines = text.splitlines()
         if not lines or not lines[0]:
             raise ConfigError(f"the database password file {self.database_password_file} "
@@ -353,6 +357,8 @@ class Settings(BaseModel):
             return "UTC"  # e.g. TZ=CST-8, a POSIX rule and not a zone name
         return name
 
+
+log = logging.getLogger(__name__)
 
 _CATALOG_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 _ENV_PREFIX = "EVIDOCK_"

@@ -88,7 +88,9 @@ def open_for_dock(settings: Settings, label: str) -> IngestContext:
         except OSError as spool_exc:
             raise CatalogUnreachable(f"{exc} (and the explanation could not be kept in the "
                                      f"spool: {spool_exc.strerror or spool_exc})") from exc
-        raise
+        raise CatalogUnreachable(f"{exc}; nothing was copied; the explanation is kept in "
+                                 "the station's spool until the catalog can be reached") \
+            from exc
 
 
 def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:

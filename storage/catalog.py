@@ -25,6 +25,7 @@ from sqlmodel import Session, col, create_engine, select
 from storage import ledger
 from storage.errors import (
     CatalogError,
+    CatalogRefused,
     CatalogUnreachable,
     NotFound,
     StationKeyError,
@@ -126,6 +127,21 @@ def _postgres_engine(url: str, *, write: bool, password: str | None) -> Engine:
     return engine
 
 
+#: What a server says when it refuses the settings rather than being out of reach.
+_REFUSALS = ("password authentication failed", "no password supplied", "does not exist",
+             "pg_hba.conf", "permission denied")
+
+
+def unreachable(where: str, exc: OperationalError) -> CatalogError:
+    """A connection that failed: the server refused the settings (exit 2, nothing to
+    wait for) or could not be reached (an outage: the station's spool waits for it)."""
+    said = " ".join(str(exc.orig or exc).split())
+    if any(refusal in said for refusal in _REFUSALS):
+        return CatalogRefused(f"the server of {where} refused evidock: {said}; check "
+                              "database_url and the password (database_password_file)")
+    return CatalogUnreachable(f"cannot reach {where}: {said}")
+
+
 def _read_only_engine(path: Path) -> Engine:
     """A SQLite engine that cannot write ``path`` (``mode=ro``; ``query_only`` too).
 
@@ -182,7 +198,7 @@ def _require_current(engine: Engine, where: str) -> None:
         found = schema_of(engine)
     except OperationalError as exc:
         if engine.dialect.name == "postgresql":
-            raise CatalogUnreachable(f"cannot reach {where}: {exc.orig or exc}") from exc
+            raise unreachable(where, exc) from exc
         raise CatalogError(f"{where} cannot be read: it is not an evidock catalog, or is "
                            f"damaged: {getattr(exc, 'orig', exc)}") from exc
     except SQLAlchemyError as exc:
@@ -231,9 +247,17 @@ def migrate(engine: Engine) -> None:
                 with Session(bind=conn) as db:
                     ledger.record_upgrade(db, found, SCHEMA)
     except OperationalError as exc:
-        raise CatalogUnreachable(f"cannot reach the catalog: {exc.orig or exc}") from exc
+        if engine.dialect.name != "postgresql":
+            raise CatalogError(f"cannot migrate the catalog: {exc}") from exc
+        raise unreachable(_shown_url(engine), exc) from exc
     except SQLAlchemyError as exc:
         raise CatalogError(f"cannot migrate the catalog: {exc}") from exc
+
+
+def _shown_url(engine: Engine) -> str:
+    """'the catalog <url>' as a message names it (no password: a URL never holds one)."""
+    shown = engine.url.set(drivername=engine.url.get_backend_name())
+    return f"the catalog {shown.render_as_string(hide_password=True)}"
 
 
 @dataclass(frozen=True)
@@ -301,10 +325,9 @@ class Catalog:
         to it) said, a lost connection as CatalogUnreachable; on SQLite the whole story."""
         if self.engine.dialect.name != "postgresql":
             return CatalogError(f"catalog: cannot {what}: {exc}")
-        said = " ".join(str(getattr(exc, "orig", None) or exc).split())
         if isinstance(exc, OperationalError):
-            return CatalogUnreachable(f"catalog: cannot {what}: cannot reach the catalog "
-                                      f"database: {said}")
+            return unreachable(_shown_url(self.engine), exc)
+        said = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return CatalogError(f"catalog: cannot {what}: {said}")
 
     @contextmanager

@@ -28,6 +28,10 @@ class CatalogUnreachable(CatalogError):
     """The catalog's database server cannot be reached (down, refused, timed out)."""
 
 
+class CatalogRefused(CatalogError, UsageError):
+    """The catalog's server answered but refused the settings (password, database, role)."""
+
+
 class StationKeyError(EvidockError):
     """The station key is missing, unreadable or has unsafe permissions."""
 

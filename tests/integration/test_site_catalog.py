@@ -89,6 +89,7 @@ def test_the_password_from_the_environment_also_works(
     assert evidock("checkpoint")[0] == 0
     _, out, _ = evidock("config", "show")
     assert PASSWORD not in out and 'database_password = "**********"' in out
+    assert '"password": "000000"' not in out  # nor a recorder model's
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -116,13 +117,24 @@ def test_a_wrong_password_and_a_stopped_server_are_said_plainly(
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password\n")
     monkeypatch.setenv("EVIDOCK_DATABASE_PASSWORD_FILE", str(wrong))
-    code, _, err = evidock("log")
-    assert code == 1 and "cannot reach the catalog" in err and "password" in err, err
+    code, _, err = evidock("log")  # a refusal is bad settings, not an outage
+    assert code == 2 and "refused evidock" in err and "password authentication" in err, err
     assert "not-the-password" not in err
+    empty = home.parent / "empty-recorder"
+    code, _, err = evidock("ingest", str(empty))
+    assert code == 2 and "refused evidock" in err
+    assert not (home / "spool").exists()  # nothing waits for a server that said no
+    code, _, err = evidock("config", "validate")
+    assert code == 0, err  # the file is readable; only the server can tell it is wrong
+    wrong.unlink()
+    code, _, err = evidock("config", "validate")
+    assert code == 2 and "cannot read the database password" in err
+    wrong.write_text("not-the-password\n")
     monkeypatch.setenv("EVIDOCK_DATABASE_URL", on_pg.replace(
         on_pg.split("@")[1].split("/")[0], "127.0.0.1:1"))  # nothing listens on port 1
     code, _, err = evidock("checkpoint")
-    assert code == 1 and "cannot reach the catalog" in err and "Traceback" not in err, err
+    assert code == 1 and "cannot reach the catalog postgresql://" in err, err
+    assert "Traceback" not in err
 
 
 def test_without_the_driver_the_catalog_says_what_to_install(
