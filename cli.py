@@ -67,6 +67,7 @@ from storage.errors import EvidockError, NotFound, UsageError
 from storage.explanations import ExplanationFilter, Explanations
 from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
+from storage.spool import Spool
 from storage.text import shown
 
 log = logging.getLogger("evidock")
@@ -575,6 +576,10 @@ def status(ctx: typer.Context,
             ExplanationFilter(open_only=True)) if needs_notice(e)]
     except EvidockError as exc:
         data["attention"], data["attention_unknown"] = None, str(exc)
+    try:
+        data["spooled"] = Spool(settings.home / "spool").waiting_count()
+    except OSError as exc:
+        data["spooled"], data["spooled_unknown"] = None, exc.strerror or str(exc)
     if as_json:
         emit_json(data)
         return
@@ -587,6 +592,11 @@ def status(ctx: typer.Context,
             say(f"  {shown(r['usb_serial']):12} {shown(r['device'] or '?'):10} "
                 f"{shown(r['state']):20} {r['files_done']}/{r['files_total']} files {share:6.1%}"
                 + (f"  {shown(r['error'], limit=_SHOW_LIMIT)}" if r["error"] else ""))
+    if data["spooled"] is None:
+        say(f"explanations waiting in the spool: unknown ({data['spooled_unknown']})")
+    elif data["spooled"]:
+        say(f"explanations waiting in the spool for the catalog: {data['spooled']} (recorded "
+            "once it can be reached)")
     attention = data["attention"]
     if attention is None:
         say(f"open storage faults and violations (R3): unknown ({data['attention_unknown']})")

@@ -190,6 +190,8 @@ class Daemon:
     def _recover(self) -> None:
         try:
             recover(self.station)
+            if self.station.spool is not None:  # what an outage kept, once it is over
+                self.station.spool.replay(self.station.catalog)
         except (EvidockError, OSError) as exc:
             log.error("repairing what crashed processes left failed (tried again later): %s",
                       exc)

@@ -95,3 +95,9 @@ class Spool:
             log.warning("recorded %d explanations kept in the spool while the catalog could "
                         "not be reached", done)
         return done
+
+    def waiting_count(self) -> int:
+        """How many explanations wait in the spool (OSError if it cannot be listed)."""
+        if not self.folder.exists():
+            return 0
+        return sum(1 for _ in self.folder.glob("*.json"))

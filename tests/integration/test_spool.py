@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.settings import Settings
+from cli import app
 from ingest.dock import IngestContext
 from ingest.explain import dock_not_started
 from storage.spool import Spool
@@ -37,3 +42,29 @@ def test_an_unreadable_spool_file_is_left_and_said(
     assert spool.replay(station.catalog) == 1
     assert bad.exists() and "cannot be read, left in the spool" in caplog.text
     assert len(station.catalog.explanations()) == 1
+
+
+def test_status_says_what_waits_and_the_daemon_records_it_when_it_can(
+        station: IngestContext, settings: Settings) -> None:
+    from agent.daemon import Daemon
+    from agent.status import write_status
+
+    spool = Spool(settings.home / "spool")
+    spool.keep(dock_not_started("/media/a", "down", station.clock()))
+    write_status(settings.run_dir, {
+        "state": "running", "pid": os.getpid(), "station": "station-1",
+        "started_at": "2026-11-20T10:00:00+00:00", "updated_at": "2026-11-20T10:00:00+00:00",
+        "docked": [], "recent": []})
+    result = CliRunner().invoke(app, ["status"])
+    assert result.exit_code == 0, result.stderr
+    assert "explanations waiting in the spool for the catalog: 1" in result.stdout
+    station.spool = spool
+    daemon = Daemon(settings, station, [])
+    try:
+        daemon._recover()  # what its loop runs every few minutes
+    finally:
+        daemon.pool.shutdown()
+    assert spool.waiting_count() == 0
+    assert [e.kind for e in station.catalog.explanations()] == ["catalog_error"]
+    result = CliRunner().invoke(app, ["status", "--json"])
+    assert json.loads(result.stdout)["spooled"] == 0
