@@ -190,8 +190,7 @@ class Daemon:
     def _recover(self) -> None:
         try:
             recover(self.station)
-            if self.station.spool is not None:  # what an outage kept, once it is over
-                self.station.spool.replay(self.station.catalog)
+            self.station.replay_spool()  # what an outage kept, once it is over
         except (EvidockError, OSError) as exc:
             log.error("repairing what crashed processes left failed (tried again later): %s",
                       exc)

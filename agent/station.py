@@ -73,7 +73,7 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     if create:  # a writer: first finish what crashed processes left
         recover(ctx)
     ctx.spool = Spool(settings.home / "spool")
-    ctx.spool.replay(catalog)  # and record what an outage kept in the spool
+    ctx.replay_spool()  # and record what an outage kept in the spool
     return ctx
 
 

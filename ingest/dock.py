@@ -96,6 +96,10 @@ class IngestContext:
             self.on_explanation(exp)
         return exp
 
+    def replay_spool(self) -> int:
+        """Record the explanations an outage kept in the spool (and tell of them)."""
+        return self.spool.replay(self.catalog, self.on_explanation) if self.spool else 0
+
     def close(self) -> None:
         self.vault.close()
         self.catalog.close()

@@ -66,8 +66,7 @@ class Dock:
     def run(self) -> Summary:
         """Dock; the session is closed whatever happens after it opened."""
         st = self.st
-        if st.spool is not None:  # first what an earlier outage left to record
-            st.spool.replay(st.catalog)
+        st.replay_spool()  # first what an earlier outage left to record
         try:
             owner, unwritable = st.vault.owner, None
         except VaultError as exc:  # the vault takes nothing: the dock is recorded as failed

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,9 +73,11 @@ class Spool:
                 continue
             yield Spooled(str(body["ref"]), path, exp)
 
-    def replay(self, catalog: Catalog) -> int:
-        """Record what waits in the spool; returns how many were recorded now. Stops
-        quietly (they stay spooled) while the catalog is still out of reach."""
+    def replay(self, catalog: Catalog,
+               recorded: Callable[[Explanation], None] | None = None) -> int:
+        """Record what waits in the spool; returns how many were recorded now, each told to
+        ``recorded`` (a supervisor's notice). Stops quietly (they stay spooled) while the
+        catalog is still out of reach."""
         done = 0
         for item in self.waiting():
             try:
@@ -86,6 +88,8 @@ class Spool:
                                    "reached when it happened")
                     catalog.add_explanation(exp, spooled=item.ref)
                     done += 1
+                    if recorded is not None:
+                        recorded(exp)
             except CatalogError as exc:
                 log.warning("spooled explanations wait for the catalog: %s", exc)
                 return done

@@ -94,3 +94,25 @@ def test_journald_gets_each_line_with_its_priority(home: Path, volume: Path) -> 
     plain = subprocess.run([EVIDOCK, "ingest", str(volume)], capture_output=True, text=True,
                            check=False)  # not the journal: no prefixes
     assert plain.stderr and not any(line.startswith("<") for line in plain.stderr.splitlines())
+
+
+def test_an_outage_explanation_from_the_spool_is_told_when_it_is_recorded(
+        home: Path, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ingest.explain import dock_not_started
+    from storage.spool import Spool
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    tell = script(tmp_path / "tell.sh", f'cat > "{inbox}/$$.json"')
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert ingest(empty).returncode == 0
+    Spool(home / "spool").keep(dock_not_started("/media/a", "the server is down",
+                                                datetime.now(UTC)))
+    done = ingest(empty, EVIDOCK_NOTIFY_COMMAND=json.dumps([str(tell)]))
+    assert done.returncode == 0, done.stderr
+    notices = [json.loads(p.read_text(encoding="utf-8")) for p in inbox.iterdir()]
+    assert [n["explanation"]["kind"] for n in notices] == ["catalog_error"]
+    assert "recorded from the station's spool" in notices[0]["explanation"]["action"]
