@@ -132,8 +132,8 @@ class Settings(BaseModel):
         default=SecretStr(""), description="the password itself (EVIDOCK_DATABASE_PASSWORD); "
         "prefer database_password_file; never printed")
     shared_vault: bool = Field(
-        default=False, description="the vault root is shared by the stations of a site: each "
-        "station files into stations/<station_id>/ under it")
+        default=False, description="the vault root is shared by the stations of a site: one "
+        "files/ tree, each station's work folders under stations/<station_id>/")
     vault_root: Path | None = Field(default=None, description="write-once file store")
     key_path: Path | None = Field(default=None, description="Ed25519 station key (PEM)")
     trusted_keys: list[Path] = Field(

@@ -95,7 +95,7 @@ def verify_store(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
     owners = vault.owners()  # accounted for (its pending row was committed before it)
     with catalog.snapshot():  # one state of the catalog, while a site's stations write
         return _verify(catalog, vault, keys, on_file, station_id, outside, station_key,
-                         pending_key, stored, owners)
+                       pending_key, stored, owners)
 
 
 def _verify(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
@@ -185,9 +185,11 @@ def _verify(catalog: Catalog, vault: Vault, keys: Mapping[str, PublicKey],
         report.sessions += 1
         if dock.summary_json is None or dock.signature is None:
             if dock.owner is None or not vault.owner_alive(dock.owner):
-                report.repairs.append(Problem("open_session", f"session {dock.session_id}",
-                                              "its process stopped before closing it; the "
-                                              "next start closes it with an account"))
+                report.repairs.append(Problem(
+                    "open_session", f"session {dock.session_id}",
+                    "its process stopped before closing it; the next start "
+                    + ("" if dock.station_id == station_id else f"of station {dock.station_id} ")
+                    + "closes it with an account"))
             continue  # a session still running
         key = keys.get(dock.key_id or "")
         if key is None or not key.verify(dock.signature, dock.summary_json.encode("ascii")):

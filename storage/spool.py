@@ -84,8 +84,8 @@ class Spool:
                 if not catalog.spooled_recorded(item.ref):
                     exp = item.explanation
                     exp.action += (f"; recorded from the station's spool at "
-                                   f"{utc_text(now_utc())}: the catalog could not be "
-                                   "reached when it happened")
+                                   f"{utc_text(now_utc())}: the catalog could not take it "
+                                   "when it happened")
                     catalog.add_explanation(exp, spooled=item.ref)
                     done += 1
                     if recorded is not None:
@@ -93,8 +93,13 @@ class Spool:
             except CatalogError as exc:
                 log.warning("spooled explanations wait for the catalog: %s", exc)
                 return done
-            item.path.unlink()
-            fsync_dir(item.path.parent)
+            try:
+                item.path.unlink()
+                fsync_dir(item.path.parent)
+            except OSError as exc:  # recorded; its ref keeps a second replay from repeating it
+                log.error("spooled explanation %s was recorded but cannot be removed: %s",
+                          item.path, exc)
+                return done
         if done:
             log.warning("recorded %d explanations kept in the spool while the catalog could "
                         "not be reached", done)
