@@ -170,4 +170,4 @@ def dock_not_started(label: str, why: object, at: datetime) -> Explanation:
         kind="catalog_error", rule=rule_of("catalog_error"), occurred_at=at,
         error=f"{label}: the dock could not start: {' '.join(str(why).split())}",
         action="nothing was copied and evidock did not clear the recorder; its files are "
-               "copied at its next dock")
+               "copied at its next dock if they are still on it")

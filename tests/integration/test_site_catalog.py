@@ -5,9 +5,11 @@ Every test here uses the real PostgreSQL server the tests start (tests/pgserver.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -32,6 +34,15 @@ runner = CliRunner()
 def evidock(*args: str) -> tuple[int, str, str]:
     result = runner.invoke(app, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+def together(runs: list[Callable[[], None]]) -> None:
+    """Run each in a thread of its own, all at once, and wait for them all."""
+    threads = [threading.Thread(target=run) for run in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def first_dock(home: Path) -> None:
@@ -168,11 +179,7 @@ def test_many_writers_append_one_ledger_and_never_write_from_a_stale_read(
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=write, args=(n, c)) for n, c in enumerate(catalogs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together([functools.partial(write, n, c) for n, c in enumerate(catalogs)])
     for catalog in catalogs:
         catalog.close()
     assert errors == []
@@ -195,11 +202,7 @@ def test_stations_starting_together_migrate_an_empty_catalog_once(site_url: str)
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    together([start] * 4)
     for catalog in opened:
         catalog.close()
     assert errors == [] and len(opened) == 4
