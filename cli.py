@@ -47,7 +47,6 @@ from agent.retention_cli import hold_app, purge
 from agent.settings import config_path
 from agent.station import (
     key_file_ids,
-    open_for_dock,
     open_reader,
     open_station,
     require_store,
@@ -301,6 +300,7 @@ def ingest(
     # From here to the exit, SIGTERM and Ctrl-C only set a flag: the start-up repair and
     # closing the store are never cut short, and the exit code always says why it ended.
     with SignalStop(after=_SIGNALS_AFTER_COMMAND) as stop:
+        from agent.offline import open_for_dock  # (only docks load the replay)
         station = open_for_dock(settings_of(ctx), path)
         try:
             if stop.signum is None:  # else stopped before the dock began: nothing to do
@@ -580,6 +580,11 @@ def status(ctx: typer.Context,
         data["spooled"] = Spool(settings.home / "spool").waiting_count()
     except OSError as exc:
         data["spooled"], data["spooled_unknown"] = None, exc.strerror or str(exc)
+    from agent.offline import waiting
+    try:
+        data["offline_docks"] = waiting(settings)
+    except (EvidockError, OSError) as exc:
+        data["offline_docks"], data["offline_unknown"] = -1, str(exc)
     if as_json:
         emit_json(data)
         return
@@ -597,6 +602,11 @@ def status(ctx: typer.Context,
     elif data["spooled"]:
         say(f"explanations waiting in the spool for the catalog: {data['spooled']} (recorded "
             "once it can be reached)")
+    if data["offline_docks"] == -1:
+        say(f"docks waiting in the offline store: unknown ({data['offline_unknown']})")
+    elif data["offline_docks"]:
+        say(f"docks waiting in the offline store for the site catalog: "
+            f"{data['offline_docks']} (replayed once it can be reached)")
     attention = data["attention"]
     if attention is None:
         say(f"open storage faults and violations (R3): unknown ({data['attention_unknown']})")
@@ -607,6 +617,37 @@ def status(ctx: typer.Context,
             f"{shown(e['device'] or '?')}: {shown(e['error'], limit=200)}")
     if len(attention) > 10:
         say("  ... `evidock explain list --open --rule R3` lists them all")
+
+
+@app.command()
+def replay(ctx: typer.Context) -> None:
+    """Replay the docks kept in the station's offline store into the site catalog.
+
+    While the site catalog cannot be reached, docks go into the offline store; the daemon,
+    and every dock, replay them by themselves once it can be reached. Exit 1 if a dock
+    must wait (it is tried again), 2 if another process is using the offline store.
+    """
+    from agent.offline import OfflineBusy, replay_offline, waiting
+
+    settings = settings_of(ctx)
+    if waiting(settings) is None:
+        say("the station has no offline store: nothing to replay")
+        return
+    station = open_station(settings)
+    try:
+        done = replay_offline(settings, station)
+    finally:
+        station.close()
+    if done is None:
+        raise OfflineBusy("the station's offline store is in use by another evidock process "
+                          "(a replay, or a dock); try again when it is done")
+    say(f"offline docks replayed into the site catalog: {done.sessions}")
+    for why in done.left:
+        say(f"  waits (tried again): {shown(why, limit=_SHOW_LIMIT)}")
+    if done.retired is not None:
+        say(f"every offline dock is in the site catalog; the offline store is kept at "
+            f"{done.retired}")
+    finish(bool(done.left))
 
 
 @app.command("udev-rules")

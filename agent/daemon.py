@@ -34,6 +34,7 @@ from types import FrameType
 from agent.dropdock import DropDock
 from agent.dropfolder import DropFolderWatcher
 from agent.notify import notify, watchdog_interval
+from agent.offline import replay_offline
 from agent.settings import Settings
 from agent.status import write_status
 from agent.worker import STOPPING, RecorderWorker
@@ -191,6 +192,7 @@ class Daemon:
         try:
             recover(self.station)
             self.station.replay_spool()  # what an outage kept, once it is over
+            replay_offline(self.settings, self.station)  # ... and the docks it took
         except (EvidockError, OSError) as exc:
             log.error("repairing what crashed processes left failed (tried again later): %s",
                       exc)

@@ -131,6 +131,10 @@ class Settings(BaseModel):
     database_password: SecretStr = Field(
         default=SecretStr(""), description="the password itself (EVIDOCK_DATABASE_PASSWORD); "
         "prefer database_password_file; never printed")
+    offline_docking: bool = Field(
+        default=True, description="when the site catalog cannot be reached, dock into the "
+        "station's offline store (<home>/offline/) and replay it into the site later; off: "
+        "such a dock does not start")
     shared_vault: bool = Field(
         default=False, description="the vault root is shared by the stations of a site: one "
         "files/ tree, each station's work folders under stations/<station_id>/")

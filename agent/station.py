@@ -11,11 +11,10 @@ from agent.owner import no_access
 from agent.settings import Settings
 from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
-from ingest.explain import dock_not_started
 from ingest.naming import compile_patterns
 from ingest.recovery import recover
 from storage.catalog import Catalog
-from storage.errors import CatalogUnreachable, ConfigError, StationKeyError, UsageError
+from storage.errors import ConfigError, StationKeyError, UsageError
 from storage.keys import PublicKey, StationKey, load, load_or_create
 from storage.models import Station, now_utc
 from storage.spool import Spool
@@ -54,13 +53,13 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     catalog = open_catalog(settings)
     catalog.station_id = settings.station_id
     try:
-        catalog.ensure_station(_station(settings, key), write=create)
+        catalog.ensure_station(station_row(settings, key), write=create)
     except StationKeyError:
         known = catalog.station(settings.station_id)  # a rotation stopped half-way?
         if not create or known is None or not resume_rotation(settings.key_file, known.key_id):
             raise
         key = load(settings.key_file)
-        catalog.ensure_station(_station(settings, key))
+        catalog.ensure_station(station_row(settings, key))
     vault = Vault(settings.vault_dir, fsync_every=settings.fsync_every_mib << 20,
                   station=settings.station_id if settings.shared_vault else None)
     ctx = IngestContext(
@@ -77,22 +76,6 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     return ctx
 
 
-def open_for_dock(settings: Settings, label: str) -> IngestContext:
-    """open_station for a dock of ``label``: if the catalog cannot be reached, the dock's
-    explanation is kept in the station's spool (storage/spool.py) before the error goes on."""
-    try:
-        return open_station(settings)
-    except CatalogUnreachable as exc:
-        try:
-            Spool(settings.home / "spool").keep(dock_not_started(label, exc, now_utc()))
-        except OSError as spool_exc:
-            raise CatalogUnreachable(f"{exc} (and the explanation could not be kept in the "
-                                     f"spool: {spool_exc.strerror or spool_exc})") from exc
-        raise CatalogUnreachable(f"{exc}; nothing was copied; the explanation is kept in "
-                                 "the station's spool until the catalog can be reached") \
-            from exc
-
-
 def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:
     """The catalog the settings name (its password from the settings), for writing (it is
     migrated first) or for reading only."""
@@ -101,7 +84,7 @@ def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:
             else Catalog.open(url, password))
 
 
-def _station(settings: Settings, key: StationKey) -> Station:
+def station_row(settings: Settings, key: StationKey) -> Station:
     return Station(station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
                    public_key_pem=key.public.pem(), first_seen=now_utc())
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agent.offline import open_offline
 from agent.settings import RecorderModel, Settings
 from devices.errors import RecorderError
 from devices.events import UNKNOWN_MODEL, RecorderInfo
@@ -57,9 +58,14 @@ class RecorderWorker:
         self._stopping = stopping  # the station's stop flag, seen before cancel() comes
         self._done = threading.Event()
         model = self.model
-        if model is not None and model.file_patterns:  # the model names its files
-            patterns = tuple(compile_patterns(model.file_patterns))
-            station = replace(station, options=replace(station.options, patterns=patterns))
+        patterns = tuple(compile_patterns(model.file_patterns)) if model else ()
+        if patterns:  # the model names its files
+
+            def own(store: IngestContext) -> IngestContext:
+                return replace(store, options=replace(store.options, patterns=patterns))
+        else:
+            def own(store: IngestContext) -> IngestContext:
+                return store
         source = DockedRecorder(
             info, serial=model is not None and model.transport == "serial",
             baudrate=model.baudrate if model else 115200,
@@ -67,7 +73,9 @@ class RecorderWorker:
             sets_clock=bool(model and model.set_clock),
             can_clear=settings.clears(model), wait_storage=self._wait_storage,
             mounter=mounter, mount_dir=settings.run_dir / "mnt", check=self._talk_check)
-        self.dock = Dock(station, source, progress=self, clear=settings.clears(model))
+        self.dock = Dock(own(station), source, progress=self, clear=settings.clears(model),
+                         offline=(lambda why: own(open_offline(settings, why)))
+                         if settings.offline_docking else None)
 
     # Called from the daemon's thread -------------------------------------
 

@@ -10,7 +10,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
-from devices.volume import SkippedEntry, SourceEntry, SourceFile
+from devices.volume import SkippedEntry, SourceEntry
 from storage.catalog import Catalog
 from storage.keys import StationKey
 from storage.models import Explanation, LoggedDeviceEvent, now_utc
@@ -18,11 +18,21 @@ from storage.spool import Spool
 from storage.vault import Vault
 
 
+class OpenSource(Protocol):
+    """One source file, open (devices.volume.SourceFile): read() until b"", then finish()
+    raises SourceError if what was read is not the file as listed."""
+
+    def read(self, size: int) -> bytes: ...
+    def finish(self) -> None: ...
+    def __enter__(self) -> OpenSource: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
 class Volume(Protocol):
     @property
     def label(self) -> str: ...
     def scan(self) -> tuple[list[SourceEntry], list[SkippedEntry]]: ...
-    def open(self, entry: SourceEntry) -> SourceFile: ...
+    def open(self, entry: SourceEntry) -> OpenSource: ...
 
 
 class DockInterrupted(Exception):
@@ -88,6 +98,10 @@ class IngestContext:
     on_explanation: Callable[[Explanation], None] | None = None
     # Where explanations wait while the catalog cannot be reached (None: nowhere).
     spool: Spool | None = None
+    # Set when this is the station's offline store (agent/offline.py), taken because the
+    # site catalog could not be reached: why it could not.
+    offline_because: str | None = None
+    on_close: Callable[[], None] | None = None  # run after the store is closed
 
     def record_explanation(self, exp: Explanation,
                            device_events: Sequence[LoggedDeviceEvent] = ()) -> Explanation:
@@ -101,8 +115,12 @@ class IngestContext:
         return self.spool.replay(self.catalog, self.on_explanation) if self.spool else 0
 
     def close(self) -> None:
-        self.vault.close()
-        self.catalog.close()
+        try:
+            self.vault.close()
+            self.catalog.close()
+        finally:
+            if self.on_close is not None:
+                self.on_close()
 
 
 @dataclass
@@ -130,7 +148,8 @@ class Summary:
     error: str | None = None  # why the dock ended early, if it did
     files_stored: int = 0  # recording rows of this session, counted in the catalog
     cleared: str | None = None  # the clearing outcome, or why there was none
-
+    # A replay of an offline dock (ingest/replay.py): which, and what it was.
+    replayed_from: dict[str, Any] | None = None
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -156,4 +175,4 @@ class Summary:
             ],
             "unrecorded_explanations": self.unrecorded,
             "recorder": self.recorder,
-        }
+        } | ({"replayed_from": self.replayed_from} if self.replayed_from else {})

@@ -52,6 +52,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "unknown_model": ("R13", "a recorder of no configured model was docked by its layout"),
     "implausible_time": ("R15", "a recording's time is implausibly far in the future or past"),
     "clear_failed": ("R3", "clearing the recorder failed or its outcome is unknown"),
+    "docked_offline": ("R3", "the site catalog could not be reached: the dock went into the "
+                             "station's offline store"),
+    "offline_copy_altered": ("R3", "a file in the station's offline store no longer matched "
+                                   "its signed record when it was replayed"),
     "not_ready": ("R13", "asked after its dock, the recorder is not ready for a shift "
                          "(storage, clock or battery)"),
 }

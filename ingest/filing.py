@@ -18,6 +18,7 @@ copied, since it could not be recorded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -84,8 +85,12 @@ class Filer:
     """Files the planned files of one dock session."""
 
     def __init__(self, st: IngestContext, session_id: str, volume: Volume, explain: Explain,
-                 progress: Progress, names: Names):
+                 progress: Progress, names: Names,
+                 held_since: Mapping[str, datetime] | None = None):
         self.st = st
+        # When this station first held a verified copy of a source path, if before now
+        # (a replay of the offline store, ingest/replay.py): the time its record states.
+        self.held_since = held_since or {}
         self.session_id = session_id
         self.volume = volume
         self.explain = explain
@@ -275,7 +280,7 @@ class Filer:
 
     def _row(self, p: PlannedFile, sha: str, size: int, media: Facts, vault_path: str,
              state: str) -> Recording:
-        now = self.st.clock()
+        now = self.held_since.get(p.entry.path) or self.st.clock()
         start, start_from = p.start, p.start_from
         if start_from == "mtime" and media.creation_time is not None:  # by the recorder's clock
             start, start_from = corrected(media.creation_time, p.clock_offset_s), "metadata"

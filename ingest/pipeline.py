@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest import continuity, custody, readiness
 from ingest.account import dock_account
@@ -29,12 +29,21 @@ from ingest.rules import CLOCK_DRIFT_LIMIT_S, LoggedEvent, clock_offset, correct
 from ingest.source import RecorderSource
 from ingest.talk import Said, converse
 from storage.canonical import canonical_json
-from storage.errors import CatalogError, EvidockError, VaultError
+from storage.errors import CatalogError, CatalogUnreachable, EvidockError, VaultError
 from storage.models import DockSession, Explanation, LoggedDeviceEvent
 from storage.registry import Registry
 from storage.text import shown
 
+if TYPE_CHECKING:
+    from ingest.replay import Replayed
+
 log = logging.getLogger(__name__)
+
+OFFLINE_ACTION = (
+    "docked into the station's offline store; evidock did not clear the recorder; the "
+    "site's registry, the device's other recordings and its log are checked when the "
+    "store is replayed into the site catalog (at the station's next start, dock or "
+    "repair once the catalog can be reached)")
 
 
 class Dock:
@@ -42,8 +51,15 @@ class Dock:
 
     def __init__(self, station: IngestContext, source: RecorderSource, *,
                  given: Identity | None = None, given_by: str = "the operator",
-                 progress: Progress | None = None, clear: bool = False):
+                 progress: Progress | None = None, clear: bool = False,
+                 offline: Callable[[str], IngestContext] | None = None,
+                 replayed: Replayed | None = None):
         self.st = station
+        # Opens the station's offline store, if the site catalog cannot be reached when
+        # the dock begins (agent/offline.py); the dock then goes there.
+        self.offline = offline
+        self.replayed = replayed  # this dock replays an offline dock (ingest/replay.py)
+        self._opened: IngestContext | None = None  # the offline store, if this dock opened it
         self.source = source
         self.given = given or Identity()
         self.given_by = given_by
@@ -65,24 +81,20 @@ class Dock:
 
     def run(self) -> Summary:
         """Dock; the session is closed whatever happens after it opened."""
-        st = self.st
-        st.replay_spool()  # first what an earlier outage left to record
+        self.st.replay_spool()  # first what an earlier outage left to record
         try:
-            owner, unwritable = st.vault.owner, None
-        except VaultError as exc:  # the vault takes nothing: the dock is recorded as failed
-            owner, unwritable = None, exc
-        try:
-            st.catalog.start_session(DockSession(
-                session_id=self.session_id, station_id=st.station_id,
-                source=self.source.label, started_at=self.summary.started_at,
-                usb_serial=self.source.usb_serial, model=self.source.model, owner=owner))
+            unwritable = self._start()
         except CatalogError as exc:  # no session opened: the explanation names none
             log.error("%s: the dock could not start: %s", shown(self.source.label), exc)
-            self._spooled(dock_not_started(self.source.label, exc, st.clock()))
+            self._spooled(dock_not_started(self.source.label, exc, self.st.clock()))
             raise
         try:
             if unwritable is not None:
                 raise unwritable
+            if self.st.offline_because is not None:
+                self.explain("docked_offline", path=None, device=None,
+                             error=f"the site catalog could not be reached: "
+                                   f"{self.st.offline_because}", action=OFFLINE_ACTION)
             self._dock()
         except VaultError as exc:
             self._stopped(vault_fault_kind(exc.errno), f"the vault cannot be written: {exc}")
@@ -95,15 +107,56 @@ class Dock:
             self._stopped("dock_failed", _reason(exc))
         finally:
             self._finish()
+            if self._opened is not None:
+                self._opened.close()
         return self.summary
 
+    def _start(self) -> VaultError | None:
+        """Open the session (in the offline store if the site catalog cannot be reached and
+        the dock may go there); what keeps the vault from taking anything, if anything."""
+        try:
+            return self._open_session()
+        except CatalogUnreachable as exc:
+            if self.offline is None:
+                raise
+            log.warning("%s: %s; docking into the station's offline store",
+                        shown(self.source.label), exc)
+            try:
+                self.st = self._opened = self.offline(str(exc))
+            except (EvidockError, OSError) as offline_exc:
+                raise CatalogUnreachable(f"{exc} (and the station's offline store cannot be "
+                                         f"opened: {_reason(offline_exc)})") from offline_exc
+            self.registry = Registry(self.st.catalog)
+            return self._open_session()
+
+    def _open_session(self) -> VaultError | None:
+        st = self.st
+        try:
+            owner, unwritable = st.vault.owner, None
+        except VaultError as exc:  # the vault takes nothing: the dock is recorded as failed
+            owner, unwritable = None, exc
+        st.catalog.start_session(DockSession(
+            session_id=self.session_id, station_id=st.station_id,
+            source=self.source.label, started_at=self.summary.started_at,
+            usb_serial=self.source.usb_serial, model=self.source.model, owner=owner))
+        return unwritable
+
     def _dock(self) -> None:
-        with self.source.commands() as cmd:
-            if cmd is not None:
-                self.state = "talking"
-                self.said = converse(cmd, password=self.source.password,
-                                     set_clock=self.source.sets_clock, zone=self.st.options.zone,
-                                     clock=self.st.clock, notes=self)
+        if self.replayed is not None:
+            self.said = self.replayed.said
+            self.summary.replayed_from = self.replayed.origin
+            self._names.update(self.replayed.names)
+            self.facts(**self.replayed.facts)
+            self._carry(self.replayed.carried)
+        else:
+            with self.source.commands() as cmd:
+                if cmd is not None:
+                    self.state = "talking"
+                    self.said = converse(cmd, password=self.source.password,
+                                         set_clock=self.source.sets_clock,
+                                         zone=self.st.options.zone, clock=self.st.clock,
+                                         notes=self)
+        offline = self.st.offline_because is not None
         identity = self._identity()
         if self.unknown_model:
             self.explain("unknown_model", path=None, device=None, error=self.source.label,
@@ -124,8 +177,11 @@ class Dock:
             self.summary.device = device
             self.facts(files_seen=len(entries), files_already_held=len(plan.already_held),
                        **({"device_no": device} if device else {}))
-            self._check_registry(devices | ({identity.device} if identity.device else set()))
-            self._check_clock(device)
+            if not offline:  # the site's registry is not in the offline store
+                self._check_registry(devices | ({identity.device} if identity.device
+                                                else set()))
+            if self.replayed is None:  # (a replay carries the offline dock's account)
+                self._check_clock(device)
             log.info("dock session %s: %d files on %s, %d already held, %d bytes to copy",
                      self.session_id, len(entries), shown(volume.label), len(plan.already_held),
                      plan.total_bytes)
@@ -137,9 +193,13 @@ class Dock:
                                          for h in plan.already_held)
             self._conflicts(identity, plan.to_copy + plan.already_held)
             self._file_all(volume, plan.to_copy)
-        self._gaps()
+        if not offline:  # the device's other recordings are in the site catalog
+            self._gaps()
         self._device_log(device, self.said.events)
-        if self.clear:
+        if offline:
+            self.summary.cleared = ("not cleared: docked offline, the site catalog does not "
+                                    "hold these files yet")
+        elif self.clear:
             self.check()  # a dock told to stop does not begin clearing
             self.state = "clearing"
             clear_recorder(self, device, entries, skipped)
@@ -149,7 +209,8 @@ class Dock:
 
     def _file_all(self, volume: Any, files: Sequence[PlannedFile]) -> None:
         filer = self._filer = Filer(self.st, self.session_id, volume, self.explain,
-                                    self.progress, self.names)
+                                    self.progress, self.names,
+                                    self.replayed.held_since if self.replayed else None)
         self.progress.begin(len(files), sum(p.entry.size for p in files))
         # sidecars last, so the recording each belongs to is in the catalog first
         for p in sorted(files, key=lambda f: is_sidecar(f.entry.name)):
@@ -288,7 +349,8 @@ class Dock:
             logged = LoggedDeviceEvent(device_no=device, at=event.at, kind=event.kind,
                                        detail=event.detail, session_id=self.session_id,
                                        clock_offset_s=offset)
-            if event not in cut:
+            # offline, the site's log of the device is unknown: the replay explains
+            if event not in cut or self.st.offline_because is not None:
                 quiet.append(logged)
                 continue
             at = corrected(event.at, offset)
@@ -339,6 +401,16 @@ class Dock:
             self.summary.unrecorded.append(f"{kind} {path}: {error}; {action}"
                                            + self._spooled(exp))
         self.summary.explanations.append(exp)
+
+    def _carry(self, carried: Sequence[Explanation]) -> None:
+        """Record the explanations of the offline dock this dock replays."""
+        for exp in carried:
+            exp.session_id = self.session_id
+            try:
+                self.st.record_explanation(exp)
+            except CatalogError as exc:
+                raise CatalogStopped(str(exc)) from exc
+            self.summary.explanations.append(exp)
 
     def _spooled(self, exp: Explanation) -> str:
         """Keep an explanation the catalog refused in the station's spool; what to add."""

@@ -669,6 +669,12 @@ class Catalog:
         with self.reading() as db:
             return db.exec(select(DockSession).order_by(col(DockSession.started_at))).all()
 
+    def sessions_from(self, source: str) -> Sequence[DockSession]:
+        """The dock sessions of one source (by its label), oldest first."""
+        query = select(DockSession).where(DockSession.source == source)
+        with self.reading() as db:
+            return db.exec(query.order_by(col(DockSession.started_at))).all()
+
     def sessions_of(self, device_no: str, limit: int) -> Sequence[DockSession]:
         """A recorder's most recent dock sessions, newest first."""
         query = select(DockSession).where(DockSession.device_no == device_no)

@@ -174,7 +174,7 @@ def test_an_outage_mid_dock_loses_nothing_and_is_explained(
 def test_a_dock_that_cannot_reach_the_catalog_is_explained_when_it_can(
         site: tuple[Path, str], pg: PgServer) -> None:
     root, url = site
-    env = station_env(root, url, "south")
+    env = station_env(root, url, "south") | {"EVIDOCK_OFFLINE_DOCKING": "false"}
     (root / "first").mkdir()
     assert run(env, "ingest", str(root / "first")).returncode == 0
     volume = root / "recorder"
@@ -194,3 +194,78 @@ def test_a_dock_that_cannot_reach_the_catalog_is_explained_when_it_can(
     assert "the dock could not start" in explained[0]["error"]
     report = run(env, "verify", "--json")
     assert report.returncode == 0, report.stdout
+
+
+def test_docks_during_an_outage_go_offline_and_are_replayed_when_it_ends(
+        site: tuple[Path, str], pg: PgServer) -> None:
+    root, url = site
+    env = station_env(root, url, "north")
+    (root / "first").mkdir()
+    assert run(env, "ingest", str(root / "first")).returncode == 0  # the station's store
+    volume = root / "recorder"
+    made = record_shift(volume, ShiftPlan(clips=2, clip_seconds=1.0, truncated=False,
+                                          audio=False), datetime.now(UTC) - timedelta(hours=1),
+                        ZONE)
+    pg.stop()
+    try:
+        down = run(env, "ingest", str(volume), "--json")
+    finally:
+        pg.restart()
+    assert down.returncode == 1, down.stderr  # stored, with an explanation to read (R3)
+    assert "Traceback" not in down.stderr
+    offline = json.loads(down.stdout)
+    assert offline["files"] == {"stored": len(made)}
+    assert [e["kind"] for e in offline["explanations"]] == ["docked_offline"]
+    assert "cannot reach the catalog postgresql://" in offline["explanations"][0]["error"]
+    assert (root / "north" / "offline" / "catalog.db").exists()
+    with psycopg.connect(url, password=PASSWORD) as db:  # nothing reached the site
+        assert db.execute("select count(*) from recording").fetchone() == (0,)
+
+    up = run(env, "replay")  # the server is back (the daemon and docks do this too)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "offline docks replayed into the site catalog: 1" in up.stdout
+    assert not (root / "north" / "offline").exists()
+    assert [p.name for p in (root / "north" / "offline-replayed").iterdir()]
+    assert "nothing to replay" in run(env, "replay").stdout
+
+    south = station_env(root, url, "south")  # a supervisor at another station sees it all
+    log = json.loads(run(south, "log", "--json").stdout)
+    assert sorted(r["source_path"] for r in log) == sorted(
+        str(p.relative_to(volume)) for p in made)
+    explained = json.loads(run(south, "explain", "list", "--json").stdout)
+    assert sorted(e["kind"] for e in explained) == ["docked_offline", "unregistered_device"]
+    report = run(south, "verify", "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["ok"], report.stdout
+
+
+def test_a_daemon_dock_that_finds_the_server_gone_goes_offline(
+        site: tuple[Path, str], pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.offline import open_offline, replay_offline
+    from agent.settings import load_settings
+    from agent.station import open_station
+    from devices.source import FolderSource
+    from devices.volume import FolderVolume
+    from ingest.pipeline import Dock
+
+    root, url = site
+    for name, value in station_env(root, url, "east").items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    station = open_station(settings)  # the daemon's, opened while the server was up
+    volume = root / "recorder"
+    record_shift(volume, ShiftPlan(clips=1, clip_seconds=1.0, truncated=False, audio=False),
+                 datetime.now(UTC) - timedelta(hours=1), ZONE)
+    try:
+        pg.stop()
+        try:  # as a worker docks: the offline store if the catalog cannot be reached
+            summary = Dock(station, FolderSource(FolderVolume(volume)),
+                           offline=lambda why: open_offline(settings, why)).run()
+        finally:
+            pg.restart()
+        assert [e.kind for e in summary.explanations] == ["docked_offline"]
+        assert summary.files_stored == 2
+        done = replay_offline(settings, station)  # the daemon's periodic repair
+        assert done is not None and done.sessions == 1 and done.retired is not None
+        assert station.catalog.count_recordings(station.catalog.sessions()[-1].session_id) == 2
+    finally:
+        station.close()

@@ -1,0 +1,246 @@
+"""Replaying an offline dock into the site catalog.
+
+While the site catalog cannot be reached, a station docks into its offline store (a
+store of its own: SQLite catalog, vault, the station's key; agent/offline.py). When the
+catalog can be reached again, each offline dock session is docked once more, into the
+site, from the offline vault instead of the recorder:
+
+* each file is the recorder's file as that dock listed it (path, size, time), read from
+  the offline vault; its bytes must give the digest, and its offline row the signature,
+  that the offline dock recorded, else it is quarantined in the site as
+  ``offline_copy_altered``; a file the offline dock quarantined is quarantined again,
+  for the reason it gave;
+* its record states when the station first held the verified copy (the offline dock's
+  time), so the 24-hour rule is judged by the dock, not by the replay;
+* what only the site knows is checked now: the registry, files the site already holds
+  (those are not stored twice), pauses against the device's other recordings, the
+  device log against the entries the site already explained;
+* the offline dock's explanations that no such check makes again are recorded in the
+  site (with their own times), once, however often a replay is cut short and re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from devices.errors import SourceError
+from devices.protocol import RecorderIdentity
+from devices.volume import SkippedEntry, SourceEntry
+from ingest.dock import IngestContext, Summary, Volume
+from ingest.pipeline import Dock
+from ingest.record import IngestRecord
+from ingest.rules import LoggedEvent
+from ingest.source import Commands
+from ingest.talk import Said
+from storage.catalog import LogFilter
+from storage.errors import VaultError
+from storage.models import DockSession, Explanation, Recording
+
+# What a recorder said at the offline dock, carried into the replay's session as it is.
+_FACTS = ("firmware", "device_no", "officer_no", "clock_drift_s", "clock_set",
+          "battery_pct", "storage_free", "storage_total", "device_log", "ready_json")
+# The offline dock's explanations the replay makes afresh (with the site's knowledge),
+# besides those about one stored file (made again as the file is filed).
+_MADE_AGAIN = frozenset({"identity_conflict", "unregistered_device", "retired_device",
+                         "out_of_service_device", "recording_gap", "continuity_violation",
+                         "recording_interrupted"})
+# Failures of the site's side: the replay is tried again (the file waits offline).
+SITE_FAULTS = frozenset({"vault_full", "vault_read_only", "vault_io_error", "vault_error",
+                         "digest_mismatch", "catalog_error"})
+
+
+class OfflineCopyAltered(SourceError):
+    kind = "offline_copy_altered"
+
+
+class OfflineQuarantined(SourceError):
+    """The offline dock quarantined this file: the replay quarantines it again."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay dock is told of the offline dock it replays (see pipeline.Dock)."""
+
+    said: Said
+    facts: dict[str, Any]
+    held_since: dict[str, datetime]  # source path -> when the offline dock stored it
+    names: dict[str, tuple[str | None, str | None]]  # officer -> name, unit as recorded
+    carried: list[Explanation]  # the offline dock's explanations to record in the site
+    origin: dict[str, Any]  # the summary's "replayed_from"
+
+
+def replay_label(offline: DockSession) -> str:
+    """The source of the replay's session: names the offline session (one per replay)."""
+    return f"replay of offline dock {offline.session_id} ({offline.source})"
+
+
+class _VaultCopy:
+    """An offline vault file read as a recorder file, checked against its record."""
+
+    def __init__(self, handle: Any, row: Recording, problem: SourceError | None):
+        self.handle = handle
+        self.row = row
+        self.problem = problem
+        self.hash = hashlib.sha256()
+        self.read_bytes = 0
+
+    def read(self, size: int) -> bytes:
+        try:
+            data: bytes = self.handle.read(size)
+        except OSError as exc:
+            raise SourceError(f"read error in the offline store's copy of "
+                              f"{self.row.source_path}: {exc.strerror or exc}") from exc
+        self.hash.update(data)
+        self.read_bytes += len(data)
+        return data
+
+    def finish(self) -> None:
+        row = self.row
+        got = self.hash.hexdigest()
+        if (got, self.read_bytes) != (row.sha256, row.size):
+            raise OfflineCopyAltered(
+                f"the offline store's copy of {row.source_path} ({row.vault_path}) gives "
+                f"SHA-256 {got} ({self.read_bytes} bytes); its signed record says "
+                f"{row.sha256} ({row.size} bytes)")
+        if self.problem is not None:
+            raise self.problem
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def __enter__(self) -> _VaultCopy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OfflineVolume:
+    """The files one offline dock stored, as the recorder volume they came from."""
+
+    def __init__(self, store: IngestContext, rows: Sequence[Recording], label: str):
+        self.store = store
+        self.label = label
+        self._rows = {row.id: row for row in rows}
+        # the explanation of each file the offline dock put in quarantine
+        self._quarantined = {e.recording_id: e for e in store.catalog.explanations(
+            session_id=rows[0].session_id) if e.recording_id is not None
+            and e.vault_path is not None} if rows else {}
+
+    def scan(self) -> tuple[list[SourceEntry], list[SkippedEntry]]:
+        entries = [SourceEntry(row.source_path.encode(), row.source_path, "utf-8",
+                               row.source_size, row.source_mtime_ns, row_id)
+                   for row_id, row in self._rows.items() if row_id is not None]
+        entries.sort(key=lambda e: e.raw_path)
+        return entries, []
+
+    def open(self, entry: SourceEntry) -> _VaultCopy:
+        row = self._rows[entry.inode]
+        try:
+            handle = self.store.vault.path(row.vault_path).open("rb")
+        except (OSError, VaultError) as exc:
+            raise SourceError(f"the offline store's copy of {row.source_path} "
+                              f"({row.vault_path}) cannot be read: {exc}") from exc
+        return _VaultCopy(handle, row, self._problem(row))
+
+    def _problem(self, row: Recording) -> SourceError | None:
+        key = self.store.key
+        if row.key_id != key.key_id or not key.public.verify(
+                row.signature, IngestRecord.from_row(row).canonical()):
+            return OfflineCopyAltered(
+                f"the offline store's record of {row.source_path} fails its signature check "
+                f"with the station's key {key.key_id} (signed with {row.key_id})")
+        if row.state != "quarantined" or row.size == 0:  # an empty file is judged again
+            return None
+        why = self._quarantined.get(row.id or 0)
+        return OfflineQuarantined(
+            "quarantined by the offline dock: " + (
+                f"{why.error}" if why else "its explanation is not in the offline store"),
+            why.kind if why else "unreadable_source")
+
+
+class OfflineSource:
+    """An offline dock session as a recorder source: no command port, no clearing."""
+
+    def __init__(self, store: IngestContext, offline: DockSession):
+        self.store = store
+        self.offline = offline
+        self.rows = store.catalog.recordings(LogFilter(session=offline.session_id))
+        self.label = replay_label(offline)
+        self.usb_serial = offline.usb_serial
+        self.model = offline.model
+        self.password = ""
+        self.sets_clock = False
+        self.can_clear = False
+
+    def commands(self) -> AbstractContextManager[Commands | None]:
+        return nullcontext(None)
+
+    @contextmanager
+    def volume(self) -> Iterator[Volume]:
+        yield OfflineVolume(self.store, self.rows, self.label)
+
+
+def replay_session(site: IngestContext, store: IngestContext, offline: DockSession) -> Summary:
+    """Dock one (closed) offline session into the site; its summary."""
+    source = OfflineSource(store, offline)
+    return Dock(site, source, replayed=_replayed(site, store, offline, source.rows)).run()
+
+
+def complete(summary: Summary) -> bool:
+    """Whether the site now holds every file of the offline dock (or explains why it
+    never can): nothing is left to try again."""
+    return (summary.error is None and not summary.unrecorded and not any(
+        o.status == "failed" and o.detail in SITE_FAULTS for o in summary.outcomes))
+
+
+def _replayed(site: IngestContext, store: IngestContext, offline: DockSession,
+              rows: Sequence[Recording]) -> Replayed:
+    facts = {name: getattr(offline, name) for name in _FACTS
+             if getattr(offline, name) is not None}
+    identity = (RecorderIdentity(offline.device_no, offline.officer_no, "", "", "")
+                if offline.device_no and offline.officer_no else None)
+    said = Said(identity=identity, events=_events(offline.device_log))
+    already = {(e.kind, e.source_path, e.occurred_at, e.error)
+               for earlier in site.catalog.sessions_from(replay_label(offline))
+               for e in site.catalog.explanations(session_id=earlier.session_id)}
+    carried = [_carried(e, offline) for e in store.catalog.explanations(
+        session_id=offline.session_id) if e.recording_id is None
+        and e.kind not in _MADE_AGAIN
+        and (e.kind, e.source_path, e.occurred_at, e.error) not in already]
+    summary = offline.summary_json
+    return Replayed(
+        said=said, facts=facts,
+        held_since={row.source_path: row.ingested_at for row in rows},
+        names={row.officer_no: (row.officer_name, row.unit) for row in rows
+               if row.officer_name is not None},
+        carried=carried,
+        origin={"session": offline.session_id, "source": offline.source,
+                "started_at": offline.started_at, "finished_at": offline.finished_at,
+                "summary_sha256": hashlib.sha256(summary.encode("ascii")).hexdigest()
+                if summary else None, "key_id": offline.key_id})
+
+
+def _events(device_log: str | None) -> tuple[LoggedEvent, ...]:
+    if not device_log:
+        return ()
+    return tuple(LoggedEvent(datetime.fromisoformat(e["at"]), e["kind"], e["detail"])
+                 for e in json.loads(device_log))
+
+
+def _carried(exp: Explanation, offline: DockSession) -> Explanation:
+    return Explanation(
+        kind=exp.kind, rule=exp.rule, device_no=exp.device_no, source_path=exp.source_path,
+        occurred_at=exp.occurred_at, error=exp.error,
+        action=f"{exp.action} (recorded in the station's offline store by dock session "
+               f"{offline.session_id}; carried into the site catalog by its replay)")

@@ -1,0 +1,151 @@
+"""Docking into the station's offline store while the site catalog is out of reach, and
+replaying it into the site: every file once, the dock's own times, the site's checks.
+
+The site here is the station's own catalog (SQLite, or PostgreSQL under
+--catalog=postgres); what makes a dock go offline (a server that cannot be reached) is
+tested end to end in tests/e2e/test_site.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+from agent.offline import RETIRED, offline_folder, open_offline, replay_offline, waiting
+from agent.settings import Settings
+from devices.simulator import SimState
+from devices.volume import FolderVolume
+from ingest.dock import IngestContext
+from ingest.verify import verify_store
+from tests.conftest import Clock, run_dock
+from tests.integration.test_pipeline import dock, kinds, log_with_an_interruption, recorder
+
+WHY = "cannot reach the catalog postgresql://evidock@db:5432/site: connection refused"
+
+
+def offline_store(settings: Settings, clock: Clock) -> IngestContext:
+    store = open_offline(settings, WHY)
+    store.clock = clock
+    return store
+
+
+def keys_of(station: IngestContext) -> dict[str, object]:
+    return {station.key.key_id: station.key.public}
+
+
+def test_an_offline_dock_is_replayed_once_with_its_own_times_and_the_sites_checks(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        with recorder(volume, SimState(events=list(log_with_an_interruption())),
+                      clock) as sim:
+            offline = dock(store, sim, clear=True)
+        held = store.catalog.recordings()
+    finally:
+        store.close()
+    assert "CLR" not in sim.commands  # the site does not hold the files yet: not cleared
+    assert offline.cleared is not None and "docked offline" in offline.cleared
+    # what only the site can judge is not judged offline
+    assert kinds(offline) == ["docked_offline", "media_truncated"]
+    assert len(held) == 6 and waiting(settings) == 1
+
+    clock.advance(hours=30)  # the site comes back long after the 24-hour deadline
+    done = replay_offline(settings, station)
+    assert done is not None and done.sessions == 1 and not done.left
+    assert done.retired is not None and done.retired.parent.name == RETIRED
+    assert not offline_folder(settings).exists() and (done.retired / "catalog.db").exists()
+    assert waiting(settings) is None
+
+    rows = station.catalog.recordings()
+    assert sorted((r.source_path, r.sha256, r.ingested_at, r.state) for r in rows) == sorted(
+        (r.source_path, r.sha256, r.ingested_at, r.state) for r in held)
+    assert not any(r.late for r in rows)  # judged by when the station first held them
+    found = station.catalog.explanations()
+    assert sorted(e.kind for e in found) == [
+        "docked_offline", "media_truncated", "recording_interrupted", "unregistered_device"]
+    [outage] = [e for e in found if e.kind == "docked_offline"]
+    assert outage.error == f"the site catalog could not be reached: {WHY}"
+    assert "carried into the site catalog by its replay" in outage.action
+    assert outage.occurred_at == offline.started_at  # its own time, not the replay's
+    [cut] = [e for e in found if e.kind == "recording_interrupted"]
+    assert cut.recording_id is not None  # linked to the replayed recording
+    [session] = [s for s in station.catalog.sessions() if s.session_id == rows[0].session_id]
+    assert session.source.startswith(f"replay of offline dock {offline.session_id}")
+    assert session.clock_drift_s is not None and session.device_log is not None
+    report = verify_store(station.catalog, station.vault, keys_of(station))  # type: ignore[arg-type]
+    assert report.ok, report.problems
+
+    with recorder(volume, SimState(), clock) as sim:  # the next dock, into the site
+        again = dock(station, sim)
+    assert {o.status for o in again.outcomes} == {"already_held"}
+    assert len(station.catalog.recordings()) == 6
+
+
+def test_a_replay_cut_short_and_run_again_stores_and_explains_nothing_twice(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+    finally:
+        store.close()
+    first = replay_offline(settings, station)
+    assert first is not None and first.retired is not None
+    # as if the replay had crashed after its commits and before noting them
+    shutil.copytree(first.retired, offline_folder(settings))
+    (offline_folder(settings) / "replayed.json").unlink()
+    second = replay_offline(settings, station)
+    assert second is not None and second.sessions == 1 and second.retired is not None
+    assert len(station.catalog.recordings()) == 6
+    assert [e.kind for e in station.catalog.explanations()].count("docked_offline") == 1
+    replays = [s for s in station.catalog.sessions() if s.source.startswith("replay of")]
+    assert len(replays) == 2 and replays[1].files_already_held == 6
+
+
+def test_an_offline_copy_or_record_altered_before_its_replay_is_quarantined_and_said(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+        rows = [r for r in store.catalog.recordings() if r.state == "stored"]
+        copy = store.vault.path(rows[0].vault_path)
+    finally:
+        store.close()
+    copy.chmod(0o600)
+    data = bytearray(copy.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with sqlite3.connect(offline_folder(settings) / "catalog.db") as db:
+        db.execute("UPDATE recording SET officer_no = '999999' WHERE id = ?", (rows[1].id,))
+    done = replay_offline(settings, station)
+    assert done is not None and not done.left  # kept and explained: nothing to retry
+    altered = [e for e in station.catalog.explanations() if e.kind == "offline_copy_altered"]
+    assert sorted(e.source_path for e in altered) == sorted(r.source_path for r in rows[:2])
+    assert any(f"its signed record says {rows[0].sha256}" in e.error for e in altered)
+    assert any("fails its signature check" in e.error for e in altered)
+    bad = {r.source_path: r for r in station.catalog.recordings()}
+    assert bad[rows[0].source_path].state == bad[rows[1].source_path].state == "quarantined"
+
+
+def test_files_the_site_already_holds_are_not_stored_again(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    run_dock(station, FolderVolume(volume))  # the site has them (docked at another station, say)
+    store = offline_store(settings, clock)
+    try:
+        offline = run_dock(store, FolderVolume(volume))  # the offline store cannot know that
+    finally:
+        store.close()
+    assert offline.files_stored == 6
+    done = replay_offline(settings, station)
+    assert done is not None and done.sessions == 1
+    assert len(station.catalog.recordings()) == 6
+
+
+def test_a_dock_holding_the_offline_store_keeps_a_replay_out(
+        station: IngestContext, settings: Settings, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        assert replay_offline(settings, station) is None  # tried again later
+    finally:
+        store.close()
+    assert waiting(settings) == 0  # nothing docked into it: nothing waits
