@@ -62,7 +62,7 @@ from ingest.plan import Identity
 from ingest.verify import verify_store
 from storage.catalog import LogFilter
 from storage.durable import write_atomic
-from storage.errors import EvidockError, NotFound, UsageError
+from storage.errors import CatalogUnreachable, EvidockError, NotFound, UsageError
 from storage.explanations import ExplanationFilter, Explanations
 from storage.keys import PublicKey, load_or_create
 from storage.keys import load as load_key
@@ -554,10 +554,20 @@ def daemon(
             f"the daemon does not start until the station is named: set {', '.join(missing)} "
             f"in {where} (or as EVIDOCK_* variables); they are written into every signed "
             "record")
-    station = open_station(settings)
-    from agent.daemon import discoveries, run_daemon  # (the commands import what they run)
+    try:
+        station = open_station(settings)
+    except CatalogUnreachable as exc:
+        if not settings.offline_docking:
+            raise
+        from agent.offline import open_offline
 
-    run_daemon(settings, station, discoveries(settings, udev=udev))
+        station = open_offline(settings, str(exc))
+        log.error("%s: the daemon runs on the station's offline store; once the catalog can "
+                  "be reached it stops, and its unit starts it again on the catalog", exc)
+    from agent.daemon import EXIT_SITE_BACK, discoveries, run_daemon
+
+    if run_daemon(settings, station, discoveries(settings, udev=udev)):
+        raise typer.Exit(EXIT_SITE_BACK)
 
 
 @app.command()

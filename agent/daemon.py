@@ -36,13 +36,14 @@ from agent.dropfolder import DropFolderWatcher
 from agent.notify import notify, watchdog_interval
 from agent.offline import replay_offline
 from agent.settings import Settings
+from agent.station import open_station
 from agent.status import write_status
 from agent.worker import STOPPING, RecorderWorker
 from devices.events import ANY_STORAGE, Discovery, Docked, DockEvent, ModelIds, RecorderInfo
 from devices.mount import Mounter, MountError, choose_mounter
 from ingest.dock import IngestContext
 from ingest.recovery import recover
-from storage.errors import EvidockError
+from storage.errors import CatalogUnreachable, EvidockError
 from storage.models import now_utc
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ RECOVER_EVERY_S = 60.0
 # the process is gone within 5 s of SIGTERM.
 STOP_BUDGET_S = 4.0
 EXIT_DOCKS_LEFT = 1  # a dock could not be stopped in time: left for the next start to close
+# Started on the offline store, the daemon can reach the site catalog again: it stopped so
+# that its unit starts it again on the site catalog (which replays the offline docks).
+EXIT_SITE_BACK = 75
 
 
 def model_ids(settings: Settings) -> list[ModelIds]:
@@ -89,6 +93,7 @@ class Daemon:
         self._tasks: dict[Future[None], _Task] = {}  # given to the pool, not yet done
         self._recovery: threading.Thread | None = None
         self.started = now_utc()
+        self.site_back = False  # see EXIT_SITE_BACK
 
     # Events from discovery (their threads) ------------------------------
 
@@ -189,6 +194,8 @@ class Daemon:
         self._recovery.start()
 
     def _recover(self) -> None:
+        if self.station.offline_because is not None:
+            self._site_back()
         try:
             recover(self.station)
             self.station.replay_spool()  # what an outage kept, once it is over
@@ -196,6 +203,24 @@ class Daemon:
         except (EvidockError, OSError) as exc:
             log.error("repairing what crashed processes left failed (tried again later): %s",
                       exc)
+
+    def _site_back(self) -> None:
+        """Started on the offline store: once the site catalog can be reached and no dock
+        runs, stop (exit EXIT_SITE_BACK), so that the unit starts the daemon again on it."""
+        with self._lock:
+            if self.active or self._tasks:
+                return
+        try:
+            open_station(self.settings).close()
+        except CatalogUnreachable:
+            return
+        except (EvidockError, OSError) as exc:
+            log.error("the site catalog answers, but cannot be opened: %s", exc)
+            return
+        log.warning("the site catalog can be reached again: the daemon stops so that its "
+                    "unit starts it on the site catalog, which replays the offline docks")
+        self.site_back = True
+        self.request_stop()
 
     def tick(self) -> None:
         if self.drops and not self._stopping:
@@ -291,8 +316,9 @@ def _report(future: Future[None]) -> None:
         log.critical("a dock task failed unexpectedly: %r", exc, exc_info=exc)
 
 
-def run_daemon(settings: Settings, station: IngestContext, sources: list[Discovery]) -> None:
-    """Run the daemon until SIGTERM or SIGINT; returns after a clean stop.
+def run_daemon(settings: Settings, station: IngestContext, sources: list[Discovery]) -> bool:
+    """Run the daemon until SIGTERM or SIGINT; returns after a clean stop: whether it
+    stopped because the site catalog can be reached again (see EXIT_SITE_BACK).
 
     If a dock could not be stopped within STOP_BUDGET_S, the process does not wait for
     it: it says which and exits at once with EXIT_DOCKS_LEFT, as if it had crashed there.
@@ -326,3 +352,4 @@ def run_daemon(settings: Settings, station: IngestContext, sources: list[Discove
         logging.shutdown()
         sys.stderr.flush()
         os._exit(EXIT_DOCKS_LEFT)  # the threads still running cannot be joined
+    return daemon.site_back

@@ -79,6 +79,10 @@ class PgServer:
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "log"),
                   "-w", "-t", "60", "start")
 
+    def running(self) -> bool:
+        return self._run(_bin("pg_ctl"), "-D", str(self.data), "status",
+                         check=False).returncode == 0
+
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)

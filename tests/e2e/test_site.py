@@ -269,3 +269,47 @@ def test_a_daemon_dock_that_finds_the_server_gone_goes_offline(
         assert station.catalog.count_recordings(station.catalog.sessions()[-1].session_id) == 2
     finally:
         station.close()
+
+
+def test_a_daemon_started_during_an_outage_runs_offline_and_stops_when_it_ends(
+        site: tuple[Path, str], pg: PgServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.daemon import Daemon
+    from agent.offline import open_offline
+    from agent.settings import load_settings
+
+    root, url = site
+    env = station_env(root, url, "west")
+    (root / "first").mkdir()
+    assert run(env, "ingest", str(root / "first")).returncode == 0
+    status = root / "west" / "run" / "status.json"
+    pg.stop()
+    try:
+        proc = subprocess.Popen([EVIDOCK, "daemon", "--no-udev"], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 60
+            while not status.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert proc.poll() is None and status.exists()  # it runs, on the offline store
+        finally:
+            proc.terminate()
+            _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert "the daemon runs on the station's offline store" in err
+
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = load_settings()
+        daemon = Daemon(settings, open_offline(settings, "down"), [])
+        try:
+            daemon._recover()  # what its loop runs every minute
+            assert not daemon.site_back and not daemon.stop_requested()
+        finally:
+            pg.restart()
+        daemon._recover()
+        assert daemon.site_back and daemon.stop_requested()  # its unit starts it again
+    finally:
+        if not pg.running():
+            pg.restart()
+    daemon.pool.shutdown()
+    daemon.station.close()
