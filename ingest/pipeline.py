@@ -168,10 +168,11 @@ class Dock:
             self.state = "copying"
             entries, skipped = volume.scan()
             opts = self.st.options
-            plan = make_plan(entries, identity, opts.patterns, opts.zone,
-                             HeldByDevice(lambda device: self._catalog(
-                                 lambda: self.st.catalog.held_sources(device))),
-                             self.clock_offset_s)
+            held = HeldByDevice(lambda device: self._catalog(
+                lambda: self.st.catalog.held_sources(device)))
+            plan = (self.replayed.plan(entries, held) if self.replayed is not None else
+                    make_plan(entries, identity, opts.patterns, opts.zone, held,
+                              self.clock_offset_s))
             devices = {p.device for p in plan.to_copy + plan.already_held} - {UNKNOWN}
             device = identity.device or (next(iter(devices)) if len(devices) == 1 else None)
             self.summary.device = device

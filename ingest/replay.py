@@ -5,11 +5,12 @@ store of its own: SQLite catalog, vault, the station's key; agent/offline.py). W
 catalog can be reached again, each offline dock session is docked once more, into the
 site, from the offline vault instead of the recorder:
 
-* each file is the recorder's file as that dock listed it (path, size, time), read from
-  the offline vault; its bytes must give the digest, and its offline row the signature,
-  that the offline dock recorded, else it is quarantined in the site as
-  ``offline_copy_altered``; a file the offline dock quarantined is quarantined again,
-  for the reason it gave;
+* each file is the recorder's file as that dock listed it (path, size, time) and as it
+  planned it (device, officer, recording times), read from the offline vault; its bytes
+  must give the digest, and its offline row the signature, that the offline dock
+  recorded, else it is quarantined in the site as ``offline_copy_altered``; a file the
+  offline dock quarantined for its content is probed again, one it quarantined for how
+  it was read (changed, vanished, unreadable) is quarantined again for that reason;
 * its record states when the station first held the verified copy (the offline dock's
   time), so the 24-hour rule is judged by the dock, not by the replay;
 * what only the site knows is checked now: the registry, files the site already holds
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,7 @@ from devices.protocol import RecorderIdentity
 from devices.volume import SkippedEntry, SourceEntry
 from ingest.dock import IngestContext, Summary, Volume
 from ingest.pipeline import Dock
+from ingest.plan import Plan, PlannedFile, SourceKey
 from ingest.record import IngestRecord
 from ingest.rules import LoggedEvent
 from ingest.source import Commands
@@ -47,9 +49,11 @@ _FACTS = ("firmware", "device_no", "officer_no", "clock_drift_s", "clock_set",
           "battery_pct", "storage_free", "storage_total", "device_log", "ready_json")
 # The offline dock's explanations the replay makes afresh (with the site's knowledge),
 # besides those about one stored file (made again as the file is filed).
-_MADE_AGAIN = frozenset({"identity_conflict", "unregistered_device", "retired_device",
-                         "out_of_service_device", "recording_gap", "continuity_violation",
-                         "recording_interrupted"})
+_MADE_AGAIN = frozenset({"unregistered_device", "retired_device", "out_of_service_device",
+                         "recording_gap", "continuity_violation", "recording_interrupted"})
+# Quarantined by the offline dock for what the file holds: the replay's probe judges again.
+_PROBED_AGAIN = frozenset({"media_truncated", "media_unreadable", "media_mismatch",
+                           "empty_file"})
 # Failures of the site's side: the replay is tried again (the file waits offline).
 SITE_FAULTS = frozenset({"vault_full", "vault_read_only", "vault_io_error", "vault_error",
                          "digest_mismatch", "catalog_error"})
@@ -72,11 +76,31 @@ class Replayed:
     """What a replay dock is told of the offline dock it replays (see pipeline.Dock)."""
 
     said: Said
+    rows: dict[int, Recording]  # the offline rows, by id (OfflineVolume's entry.inode)
     facts: dict[str, Any]
     held_since: dict[str, datetime]  # source path -> when the offline dock stored it
     names: dict[str, tuple[str | None, str | None]]  # officer -> name, unit as recorded
     carried: list[Explanation]  # the offline dock's explanations to record in the site
     origin: dict[str, Any]  # the summary's "replayed_from"
+
+    def plan(self, entries: Iterable[SourceEntry], held: Container[SourceKey]) -> Plan:
+        """The plan the offline dock made (its device, officer, times: whatever file-name
+        patterns its recorder's model had), less what the site holds."""
+        planned = sorted((self._planned(e) for e in entries),
+                         key=lambda p: (p.start, p.entry.raw_path))
+        to_copy: list[PlannedFile] = []
+        already: list[PlannedFile] = []
+        for p in planned:
+            key = (p.device, p.entry.path, p.entry.size, p.entry.mtime_ns)
+            (already if key in held else to_copy).append(p)
+        return Plan(to_copy, already)
+
+    def _planned(self, entry: SourceEntry) -> PlannedFile:
+        row = self.rows[entry.inode]
+        return PlannedFile(entry=entry, device=row.device_no, officer=row.officer_no,
+                           start=row.recording_start, start_from=row.start_from,
+                           important=row.important, name_device=None, name_officer=None,
+                           clock_offset_s=row.clock_offset_s)
 
 
 def replay_label(offline: DockSession) -> str:
@@ -160,9 +184,9 @@ class OfflineVolume:
             return OfflineCopyAltered(
                 f"the offline store's record of {row.source_path} fails its signature check "
                 f"with the station's key {key.key_id} (signed with {row.key_id})")
-        if row.state != "quarantined" or row.size == 0:  # an empty file is judged again
-            return None
         why = self._quarantined.get(row.id or 0)
+        if row.state != "quarantined" or (why is not None and why.kind in _PROBED_AGAIN):
+            return None
         return OfflineQuarantined(
             "quarantined by the offline dock: " + (
                 f"{why.error}" if why else "its explanation is not in the offline store"),
@@ -220,7 +244,7 @@ def _replayed(site: IngestContext, store: IngestContext, offline: DockSession,
         and (e.kind, e.source_path, e.occurred_at, e.error) not in already]
     summary = offline.summary_json
     return Replayed(
-        said=said, facts=facts,
+        said=said, rows={row.id: row for row in rows if row.id is not None}, facts=facts,
         held_since={row.source_path: row.ingested_at for row in rows},
         names={row.officer_no: (row.officer_name, row.unit) for row in rows
                if row.officer_name is not None},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from agent.offline import RETIRED, offline_folder, open_offline, replay_offline, waiting
@@ -18,6 +19,7 @@ from devices.simulator import SimState
 from devices.volume import FolderVolume
 from ingest.dock import IngestContext
 from ingest.verify import verify_store
+from storage.models import Recording
 from tests.conftest import Clock, run_dock
 from tests.integration.test_pipeline import dock, kinds, log_with_an_interruption, recorder
 
@@ -149,3 +151,44 @@ def test_a_dock_holding_the_offline_store_keeps_a_replay_out(
     finally:
         store.close()
     assert waiting(settings) == 0  # nothing docked into it: nothing waits
+
+
+def test_the_replay_keeps_the_offline_docks_plan_whatever_the_sites_patterns(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+        held = store.catalog.recordings()
+    finally:
+        store.close()
+    # a daemon's station has no model's patterns; the offline dock had its recorder's
+    plain = replace(station, options=replace(station.options, patterns=()))
+    done = replay_offline(settings, plain)
+    assert done is not None and done.sessions == 1
+
+    def planned(r: Recording) -> tuple[object, ...]:
+        return (r.source_path, r.device_no, r.officer_no, r.recording_start, r.start_from,
+                r.important, r.clock_offset_s, r.deadline)
+
+    assert sorted(map(planned, station.catalog.recordings())) == sorted(map(planned, held))
+    assert all(r.device_no != "UNKNOWN" for r in held)
+
+
+def test_a_copy_quarantined_offline_for_how_it_was_read_is_quarantined_again_so(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+        [kept] = [r for r in store.catalog.recordings() if r.state == "quarantined"]
+    finally:
+        store.close()
+    # as the offline dock records a file that changed on the recorder while it was read
+    with sqlite3.connect(offline_folder(settings) / "catalog.db") as db:
+        db.execute("UPDATE explanation SET kind = 'source_changed', error = 'it changed' "
+                   "WHERE recording_id = ?", (kept.id,))
+    assert replay_offline(settings, station) is not None
+    [again] = [r for r in station.catalog.recordings() if r.source_path == kept.source_path]
+    assert again.state == "quarantined" and again.sha256 == kept.sha256
+    [why] = [e for e in station.catalog.explanations() if e.recording_id == again.id]
+    assert why.kind == "source_changed"
+    assert why.error.startswith("quarantined by the offline dock: it changed; the copy holds")
