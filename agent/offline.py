@@ -85,9 +85,8 @@ def _open(settings: Settings, why: str, lock: int | None) -> IngestContext:
         station_id=settings.station_id, agency=settings.agency, key=key, catalog=catalog,
         vault=vault, options=replace(ingest_options(settings), checkpoint_outbox=None),
         offline_because=why, on_close=None if lock is None else lambda: os.close(lock))
-    try:
+    try:  # (no spool: what waits there is for the site catalog)
         recover(ctx)
-        ctx.spool = Spool(settings.home / "spool")
     except BaseException:
         ctx.close()
         raise

@@ -111,8 +111,11 @@ class IngestContext:
         return exp
 
     def replay_spool(self) -> int:
-        """Record the explanations an outage kept in the spool (and tell of them)."""
-        return self.spool.replay(self.catalog, self.on_explanation) if self.spool else 0
+        """Record the explanations an outage kept in the spool (and tell of them); not in
+        the offline store: they wait for the site catalog."""
+        if self.spool is None or self.offline_because is not None:
+            return 0
+        return self.spool.replay(self.catalog, self.on_explanation)
 
     def close(self) -> None:
         try:

@@ -18,8 +18,10 @@ from agent.settings import Settings
 from devices.simulator import SimState
 from devices.volume import FolderVolume
 from ingest.dock import IngestContext
+from ingest.explain import dock_not_started
 from ingest.verify import verify_store
 from storage.models import Recording
+from storage.spool import Spool
 from tests.conftest import Clock, run_dock
 from tests.integration.test_pipeline import dock, kinds, log_with_an_interruption, recorder
 
@@ -192,3 +194,19 @@ def test_a_copy_quarantined_offline_for_how_it_was_read_is_quarantined_again_so(
     [why] = [e for e in station.catalog.explanations() if e.recording_id == again.id]
     assert why.kind == "source_changed"
     assert why.error.startswith("quarantined by the offline dock: it changed; the copy holds")
+
+
+def test_what_waits_in_the_spool_waits_for_the_site_not_the_offline_store(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    spool = Spool(settings.home / "spool")
+    spool.keep(dock_not_started("/media/a", "the server is down", clock()))
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+        assert [e.kind for e in store.catalog.explanations()].count("catalog_error") == 0
+    finally:
+        store.close()
+    assert spool.waiting_count() == 1
+    station.spool = spool
+    station.replay_spool()  # as the site's next writing start does
+    assert [e.kind for e in station.catalog.explanations()] == ["catalog_error"]
