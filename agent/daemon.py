@@ -199,7 +199,8 @@ class Daemon:
         try:
             recover(self.station)
             self.station.replay_spool()  # what an outage kept, once it is over
-            replay_offline(self.settings, self.station)  # ... and the docks it took
+            replay_offline(self.settings, self.station,  # ... and the docks it took
+                           self.stop_requested)
         except (EvidockError, OSError) as exc:
             log.error("repairing what crashed processes left failed (tried again later): %s",
                       exc)

@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -157,9 +158,11 @@ def waiting(settings: Settings) -> int | None:
         catalog.close()
 
 
-def replay_offline(settings: Settings, site: IngestContext) -> Replay | None:
+def replay_offline(settings: Settings, site: IngestContext,
+                   stopping: Callable[[], bool] = lambda: False) -> Replay | None:
     """Replay every offline dock not yet in the site catalog ``site``; None if there is no
-    offline store, or another process is replaying it (then it is tried again later)."""
+    offline store, or another process is replaying it (then it is tried again later).
+    ``stopping`` true ends the replay at its next file (the rest waits for the next)."""
     folder = offline_folder(settings)
     if site.offline_because is not None or not (folder / "catalog.db").exists():
         return None
@@ -169,7 +172,9 @@ def replay_offline(settings: Settings, site: IngestContext) -> Replay | None:
         log.info("%s", exc)
         return None
     try:
-        done = _replay(settings, site, folder)
+        if not (folder / "catalog.db").exists():  # another process replayed it meanwhile
+            return None
+        done = _replay(settings, site, folder, stopping)
         if not done.left:
             done.retired = _retire(settings, folder, now_utc())
         return done
@@ -177,7 +182,8 @@ def replay_offline(settings: Settings, site: IngestContext) -> Replay | None:
         os.close(lock)
 
 
-def _replay(settings: Settings, site: IngestContext, folder: Path) -> Replay:
+def _replay(settings: Settings, site: IngestContext, folder: Path,
+            stopping: Callable[[], bool]) -> Replay:
     done = Replay()
     store = _open(settings, "the store is being replayed", None)
     try:
@@ -186,10 +192,10 @@ def _replay(settings: Settings, site: IngestContext, folder: Path) -> Replay:
         for offline in sessions:
             if offline.session_id in marks:
                 continue
-            if offline.finished_at is None:  # still open: its dock is still running
-                done.left.append(f"{offline.session_id}: still open")
+            if offline.finished_at is None or stopping():  # (a dock still open: none can
+                done.left.append(f"{offline.session_id}: not replayed yet")  # run now)
                 continue
-            summary = replay_session(site, store, offline)
+            summary = replay_session(site, store, offline, stopping)
             if not complete(summary):
                 done.left.append(f"{offline.session_id}: {summary.error or 'a file waits'}")
                 continue

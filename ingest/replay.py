@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +33,7 @@ from typing import Any
 from devices.errors import SourceError
 from devices.protocol import RecorderIdentity
 from devices.volume import SkippedEntry, SourceEntry
-from ingest.dock import IngestContext, Summary, Volume
+from ingest.dock import DockInterrupted, IngestContext, NoProgress, Summary, Volume
 from ingest.pipeline import Dock
 from ingest.plan import Plan, PlannedFile, SourceKey
 from ingest.record import IngestRecord
@@ -215,10 +215,28 @@ class OfflineSource:
         yield OfflineVolume(self.store, self.rows, self.label)
 
 
-def replay_session(site: IngestContext, store: IngestContext, offline: DockSession) -> Summary:
-    """Dock one (closed) offline session into the site; its summary."""
+class _Stop(NoProgress):
+    def __init__(self, stopping: Callable[[], bool]):
+        self.stopping = stopping
+
+    def check(self) -> None:
+        if self.stopping():
+            raise DockInterrupted("the station is stopping")
+
+    def file_started(self, path: str, size: int) -> None:
+        self.check()
+
+    def advance(self, nbytes: int) -> None:
+        self.check()
+
+
+def replay_session(site: IngestContext, store: IngestContext, offline: DockSession,
+                   stopping: Callable[[], bool] = lambda: False) -> Summary:
+    """Dock one (closed) offline session into the site; its summary. ``stopping`` true
+    interrupts it at its next file (what was stored stays; the rest is replayed later)."""
     source = OfflineSource(store, offline)
-    return Dock(site, source, replayed=_replayed(site, store, offline, source.rows)).run()
+    return Dock(site, source, replayed=_replayed(site, store, offline, source.rows),
+                progress=_Stop(stopping)).run()
 
 
 def complete(summary: Summary) -> bool:

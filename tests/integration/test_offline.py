@@ -210,3 +210,27 @@ def test_what_waits_in_the_spool_waits_for_the_site_not_the_offline_store(
     station.spool = spool
     station.replay_spool()  # as the site's next writing start does
     assert [e.kind for e in station.catalog.explanations()] == ["catalog_error"]
+
+
+def test_a_replay_stopped_with_the_daemon_waits_for_the_next_start(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+    finally:
+        store.close()
+    calls = []
+
+    def stopping() -> bool:  # the stop comes as the second file is being copied
+        calls.append(1)
+        return len(calls) > 3
+
+    cut = replay_offline(settings, station, stopping)
+    assert cut is not None and cut.sessions == 0 and cut.left and cut.retired is None
+    assert waiting(settings) == 1
+    [replay] = [s for s in station.catalog.sessions() if s.source.startswith("replay of")]
+    assert replay.interrupted and replay.finished_at is not None
+    again = replay_offline(settings, station)
+    assert again is not None and again.sessions == 1 and again.retired is not None
+    assert len(station.catalog.recordings()) == 6
+    assert [e.kind for e in station.catalog.explanations()].count("docked_offline") == 1
