@@ -630,18 +630,25 @@ def status(ctx: typer.Context,
 
 
 @app.command()
-def replay(ctx: typer.Context) -> None:
+def replay(
+    ctx: typer.Context,
+    check: Annotated[bool, typer.Option(
+        "--check", help="only say how many offline docks wait; change nothing")] = False,
+) -> None:
     """Replay the docks kept in the station's offline store into the site catalog.
 
     While the site catalog cannot be reached, docks go into the offline store; the daemon,
     and every dock, replay them by themselves once it can be reached. Exit 1 if a dock
-    must wait (it is tried again), 2 if another process is using the offline store.
+    must wait (it is tried again), a replayed file failed or was quarantined, or another
+    process is using the offline store.
     """
     from agent.offline import OfflineBusy, replay_offline, waiting
 
     settings = settings_of(ctx)
-    if waiting(settings) is None:
-        say("the station has no offline store: nothing to replay")
+    count = waiting(settings)
+    if count is None or check:
+        say("the station has no offline store: nothing to replay" if count is None else
+            f"offline docks waiting for the site catalog: {count}")
         return
     station = open_station(settings)
     try:
@@ -651,13 +658,21 @@ def replay(ctx: typer.Context) -> None:
     if done is None:
         raise OfflineBusy("the station's offline store is in use by another evidock process "
                           "(a replay, or a dock); try again when it is done")
+    for summary in done.summaries:
+        files = ", ".join(f"{n} {status}" for status, n in
+                          sorted(summary.to_dict()["files"].items())) or "no files"
+        said = ", ".join(sorted({e.kind for e in summary.explanations})) or "none"
+        say(f"offline dock {summary.replayed_from['session'] if summary.replayed_from else '?'}"
+            f" -> dock session {summary.session_id}: {files}; explanations: {said}"
+            + (f"; {shown(summary.error, limit=_SHOW_LIMIT)}" if summary.error else ""))
     say(f"offline docks replayed into the site catalog: {done.sessions}")
     for why in done.left:
         say(f"  waits (tried again): {shown(why, limit=_SHOW_LIMIT)}")
     if done.retired is not None:
         say(f"every offline dock is in the site catalog; the offline store is kept at "
             f"{done.retired}")
-    finish(bool(done.left))
+    finish(bool(done.left) or any(o.status in ("failed", "quarantined")
+                                  for s in done.summaries for o in s.outcomes))
 
 
 @app.command("udev-rules")

@@ -25,13 +25,13 @@ from pathlib import Path
 
 from agent.settings import Settings
 from agent.station import ingest_options, open_station, station_row
-from ingest.dock import IngestContext
+from ingest.dock import IngestContext, Summary
 from ingest.explain import dock_not_started
 from ingest.recovery import recover
 from ingest.replay import complete, replay_session
 from storage.catalog import Catalog
 from storage.durable import fsync_dir, write_atomic
-from storage.errors import CatalogUnreachable, EvidockError, UsageError
+from storage.errors import CatalogUnreachable, EvidockError
 from storage.keys import load_or_create
 from storage.models import now_utc
 from storage.spool import Spool
@@ -45,7 +45,7 @@ MARKS = "replayed.json"
 MARKS_FORMAT = "evidock-offline-replayed/1"
 
 
-class OfflineBusy(UsageError):
+class OfflineBusy(EvidockError):
     """The offline store is being replayed (or docked into) by another process."""
 
 
@@ -117,7 +117,11 @@ def open_for_dock(settings: Settings, label: str) -> IngestContext:
                                  "the station's spool until the catalog can be reached") \
             from exc
     try:
-        replay_offline(settings, station)
+        done = replay_offline(settings, station)
+        if done is not None and done.summaries:
+            log.warning("the station's offline store: %d offline dock(s) replayed into the site "
+                        "catalog%s", done.sessions, f", {len(done.left)} wait (tried again)"
+                        if done.left else "; every one is in")
     except (EvidockError, OSError) as exc:  # the dock goes on; the replay is tried again
         log.error("the station's offline store could not be replayed into the site catalog "
                   "(tried again at the next start, dock or repair): %s", exc)
@@ -142,6 +146,7 @@ class Replay:
     """What a replay of the offline store did."""
 
     sessions: int = 0  # offline dock sessions replayed into the site now
+    summaries: list[Summary] = field(default_factory=list)  # of each replay run now
     left: list[str] = field(default_factory=list)  # offline sessions to try again, why
     retired: Path | None = None  # where the store went once every dock was in the site
 
@@ -196,6 +201,7 @@ def _replay(settings: Settings, site: IngestContext, folder: Path,
                 done.left.append(f"{offline.session_id}: not replayed yet")  # run now)
                 continue
             summary = replay_session(site, store, offline, stopping)
+            done.summaries.append(summary)
             if not complete(summary):
                 done.left.append(f"{offline.session_id}: {summary.error or 'a file waits'}")
                 continue

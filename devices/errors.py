@@ -9,6 +9,9 @@ class SourceError(EvidockError):
     """A file on the recorder could not be read as it was listed."""
 
     kind = "unreadable_source"
+    # raised by finish(): what was read is kept (in quarantine), it may exist nowhere else
+    keeps_copy = True
+    action: str | None = None  # what was done, if not the usual (ingest/filing.py)
 
 
 class SourceVanished(SourceError):

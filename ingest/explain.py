@@ -63,6 +63,11 @@ KINDS: dict[str, tuple[str, str]] = {
 # What evidock knows about a file it did not store: it did not clear it, nothing more.
 NOT_CLEARED = ("evidock did not clear this file from the recorder; if it is still there, "
                "the next dock copies it")
+# ... and about one it holds only in quarantine (the next dock finds it held).
+KEPT_IN_QUARANTINE = "evidock never clears a file it holds only in quarantine from the recorder"
+# What a replay of the offline store (ingest/replay.py) knows about a file it did not store.
+WAITS_OFFLINE = ("the file stays in the station's offline store and its replay is tried "
+                 "again later")
 
 
 def rule_of(kind: str) -> str:

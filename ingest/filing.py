@@ -26,7 +26,7 @@ from typing import Protocol
 
 from devices.errors import SourceError
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, Progress, Volume
-from ingest.explain import NOT_CLEARED, vault_fault_kind
+from ingest.explain import KEPT_IN_QUARANTINE, NOT_CLEARED, WAITS_OFFLINE, vault_fault_kind
 from ingest.mediatypes import is_sidecar
 from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
@@ -91,6 +91,8 @@ class Filer:
         # When this station first held a verified copy of a source path, if before now
         # (a replay of the offline store, ingest/replay.py): the time its record states.
         self.held_since = held_since or {}
+        # what is true of a file not stored: the recorder's, or (a replay) the offline store's
+        self.not_stored = WAITS_OFFLINE if held_since is not None else NOT_CLEARED
         self.session_id = session_id
         self.volume = volume
         self.explain = explain
@@ -107,12 +109,13 @@ class Filer:
                 copy = self._copy(p, target)
             except SourceError as exc:
                 self.explain(exc.kind, path=path, device=p.device, error=str(exc),
-                             action="the partial copy was discarded; " + NOT_CLEARED)
+                             action=exc.action or "the partial copy was discarded; "
+                             + self.not_stored)
                 return FileOutcome(path, "failed", detail=exc.kind)
             except VaultError as exc:
                 kind = vault_fault_kind(exc.errno)
                 self.explain(kind, path=path, device=p.device, error=str(exc),
-                             action="the partial copy was discarded; " + NOT_CLEARED)
+                             action="the partial copy was discarded; " + self.not_stored)
                 return FileOutcome(path, "failed", detail=kind)
             mismatch = self._read_back(copy)
             if mismatch is None:
@@ -123,7 +126,7 @@ class Filer:
                          error=f"read {copy.sha256} ({copy.size} bytes) from the recorder, "
                                f"the stored copy gives {mismatch}",
                          action="the bad copy was discarded; " + (
-                             "copying again" if again else NOT_CLEARED))
+                             "copying again" if again else self.not_stored))
         return FileOutcome(path, "failed", detail="digest_mismatch")
 
     # Copy and read back ---------------------------------------------------
@@ -143,7 +146,7 @@ class Filer:
                 try:
                     source.finish()
                 except SourceError as exc:
-                    if size == 0:
+                    if size == 0 or not exc.keeps_copy:
                         raise
                     changed = exc  # keep what was read: it may exist nowhere else now
                 writer.seal()
@@ -224,7 +227,8 @@ class Filer:
             kind, error = problem
             self.explain(kind, path=p.entry.path, device=p.device, error=error,
                          recording_id=row.id, vault_path=rel,
-                         action=f"the copy is kept in quarantine at {rel}; " + NOT_CLEARED)
+                         action=f"the copy is kept in quarantine at {rel}; "
+                                + KEPT_IN_QUARANTINE)
         self._follow_rules(p, row)
         return FileOutcome(p.entry.path, row.state, recording_id=row.id, vault_path=str(rel))
 
@@ -255,7 +259,7 @@ class Filer:
     def _vault_failed(self, p: PlannedFile, exc: VaultError) -> FileOutcome:
         kind = vault_fault_kind(exc.errno)
         self.explain(kind, path=p.entry.path, device=p.device, error=str(exc),
-                     action="the verified copy was discarded; " + NOT_CLEARED)
+                     action="the verified copy was discarded; " + self.not_stored)
         return FileOutcome(p.entry.path, "failed", detail=kind)
 
     def _check(self, p: PlannedFile, copy: Copy

@@ -93,8 +93,7 @@ class Dock:
                 raise unwritable
             if self.st.offline_because is not None:
                 self.explain("docked_offline", path=None, device=None,
-                             error=f"the site catalog could not be reached: "
-                                   f"{self.st.offline_because}", action=OFFLINE_ACTION)
+                             error=self.st.offline_because, action=OFFLINE_ACTION)
             self._dock()
         except VaultError as exc:
             self._stopped(vault_fault_kind(exc.errno), f"the vault cannot be written: {exc}")
@@ -385,6 +384,8 @@ class Dock:
                 vault_path: PurePosixPath | str | None = None,
                 device_events: Sequence[LoggedDeviceEvent] = (),
                 related_recording_id: int | None = None) -> None:
+        if self.replayed is not None and (kind, path, error) in self.replayed.made:
+            return  # an earlier replay of this offline dock recorded it (ingest/replay.py)
         exp = Explanation(
             session_id=self.session_id, recording_id=recording_id, kind=kind,
             related_recording_id=related_recording_id,

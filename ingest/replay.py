@@ -8,7 +8,7 @@ site, from the offline vault instead of the recorder:
 * each file is the recorder's file as that dock listed it (path, size, time) and as it
   planned it (device, officer, recording times), read from the offline vault; its bytes
   must give the digest, and its offline row the signature, that the offline dock
-  recorded, else it is quarantined in the site as ``offline_copy_altered``; a file the
+  recorded, else it is not stored in the site (``offline_copy_altered``); a file the
   offline dock quarantined for its content is probed again, one it quarantined for how
   it was read (changed, vanished, unreadable) is quarantined again for that reason;
 * its record states when the station first held the verified copy (the offline dock's
@@ -51,6 +51,9 @@ _FACTS = ("firmware", "device_no", "officer_no", "clock_drift_s", "clock_set",
 # besides those about one stored file (made again as the file is filed).
 _MADE_AGAIN = frozenset({"unregistered_device", "retired_device", "out_of_service_device",
                          "recording_gap", "continuity_violation", "recording_interrupted"})
+# What a replay judges against the site: one an earlier replay of the same offline dock
+# recorded (the same kind, file and words) is not recorded again.
+CHECKED_AT_REPLAY = _MADE_AGAIN | {"identity_conflict", "identity_unknown"}
 # Quarantined by the offline dock for what the file holds: the replay's probe judges again.
 _PROBED_AGAIN = frozenset({"media_truncated", "media_unreadable", "media_mismatch",
                            "empty_file"})
@@ -60,7 +63,14 @@ SITE_FAULTS = frozenset({"vault_full", "vault_read_only", "vault_io_error", "vau
 
 
 class OfflineCopyAltered(SourceError):
+    """Not the bytes, or not the row, the offline dock recorded: nothing is stored in the
+    site (it would stand for the recorder's file, which the next dock would then skip)."""
+
     kind = "offline_copy_altered"
+    keeps_copy = False
+    action = ("not stored in the site catalog (the bytes read were discarded); the altered "
+              "copy stays in the station's offline store, which is kept; the offline dock "
+              "did not clear the recorder: if the file is still on it, its next dock copies it")
 
 
 class OfflineQuarantined(SourceError):
@@ -81,6 +91,7 @@ class Replayed:
     held_since: dict[str, datetime]  # source path -> when the offline dock stored it
     names: dict[str, tuple[str | None, str | None]]  # officer -> name, unit as recorded
     carried: list[Explanation]  # the offline dock's explanations to record in the site
+    made: frozenset[tuple[str, str | None, str]]  # (kind, path, error) earlier replays made
     origin: dict[str, Any]  # the summary's "replayed_from"
 
     def plan(self, entries: Iterable[SourceEntry], held: Container[SourceKey]) -> Plan:
@@ -253,9 +264,9 @@ def _replayed(site: IngestContext, store: IngestContext, offline: DockSession,
     identity = (RecorderIdentity(offline.device_no, offline.officer_no, "", "", "")
                 if offline.device_no and offline.officer_no else None)
     said = Said(identity=identity, events=_events(offline.device_log))
-    already = {(e.kind, e.source_path, e.occurred_at, e.error)
-               for earlier in site.catalog.sessions_from(replay_label(offline))
-               for e in site.catalog.explanations(session_id=earlier.session_id)}
+    earlier = [e for session in site.catalog.sessions_from(replay_label(offline))
+               for e in site.catalog.explanations(session_id=session.session_id)]
+    already = {(e.kind, e.source_path, e.occurred_at, e.error) for e in earlier}
     carried = [_carried(e, offline) for e in store.catalog.explanations(
         session_id=offline.session_id) if e.recording_id is None
         and e.kind not in _MADE_AGAIN
@@ -267,6 +278,8 @@ def _replayed(site: IngestContext, store: IngestContext, offline: DockSession,
         names={row.officer_no: (row.officer_name, row.unit) for row in rows
                if row.officer_name is not None},
         carried=carried,
+        made=frozenset((e.kind, e.source_path, e.error) for e in earlier
+                       if e.kind in CHECKED_AT_REPLAY),
         origin={"session": offline.session_id, "source": offline.source,
                 "started_at": offline.started_at, "finished_at": offline.finished_at,
                 "summary_sha256": hashlib.sha256(summary.encode("ascii")).hexdigest()
@@ -281,8 +294,9 @@ def _events(device_log: str | None) -> tuple[LoggedEvent, ...]:
 
 
 def _carried(exp: Explanation, offline: DockSession) -> Explanation:
-    return Explanation(
-        kind=exp.kind, rule=exp.rule, device_no=exp.device_no, source_path=exp.source_path,
+    return Explanation(  # (the device, if the offline dock learnt it only later)
+        kind=exp.kind, rule=exp.rule, device_no=exp.device_no or offline.device_no,
+        source_path=exp.source_path,
         occurred_at=exp.occurred_at, error=exp.error,
         action=f"{exp.action} (recorded in the station's offline store by dock session "
                f"{offline.session_id}; carried into the site catalog by its replay)")

@@ -101,8 +101,8 @@ class Spool:
                           item.path, exc)
                 return done
         if done:
-            log.warning("recorded %d explanations kept in the spool while the catalog could "
-                        "not be reached", done)
+            log.warning("recorded %d explanation%s kept in the spool while the catalog "
+                        "could not be reached", done, "" if done == 1 else "s")
         return done
 
     def waiting_count(self) -> int:

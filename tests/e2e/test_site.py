@@ -221,8 +221,12 @@ def test_docks_during_an_outage_go_offline_and_are_replayed_when_it_ends(
     with psycopg.connect(url, password=PASSWORD) as db:  # nothing reached the site
         assert db.execute("select count(*) from recording").fetchone() == (0,)
 
+    check = run(env, "replay", "--check")
+    assert check.returncode == 0 and "offline docks waiting for the site catalog: 1" in check.stdout
     up = run(env, "replay")  # the server is back (the daemon and docks do this too)
     assert up.returncode == 0, up.stdout + up.stderr
+    assert f"offline dock {offline['session']} -> dock session " in up.stdout
+    assert f"{len(made)} stored; explanations: docked_offline, unregistered_device" in up.stdout
     assert "offline docks replayed into the site catalog: 1" in up.stdout
     assert not (root / "north" / "offline").exists()
     assert [p.name for p in (root / "north" / "offline-replayed").iterdir()]

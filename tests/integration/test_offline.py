@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from agent.offline import RETIRED, offline_folder, open_offline, replay_offline, waiting
 from agent.settings import Settings
@@ -23,6 +27,7 @@ from ingest.verify import verify_store
 from storage.models import Recording
 from storage.spool import Spool
 from tests.conftest import Clock, run_dock
+from tests.integration.test_faults import mount_tmpfs, needs_root, station_on
 from tests.integration.test_pipeline import dock, kinds, log_with_an_interruption, recorder
 
 WHY = "cannot reach the catalog postgresql://evidock@db:5432/site: connection refused"
@@ -69,7 +74,7 @@ def test_an_offline_dock_is_replayed_once_with_its_own_times_and_the_sites_check
     assert sorted(e.kind for e in found) == [
         "docked_offline", "media_truncated", "recording_interrupted", "unregistered_device"]
     [outage] = [e for e in found if e.kind == "docked_offline"]
-    assert outage.error == f"the site catalog could not be reached: {WHY}"
+    assert outage.error == WHY
     assert "carried into the site catalog by its replay" in outage.action
     assert outage.occurred_at == offline.started_at  # its own time, not the replay's
     [cut] = [e for e in found if e.kind == "recording_interrupted"]
@@ -106,7 +111,7 @@ def test_a_replay_cut_short_and_run_again_stores_and_explains_nothing_twice(
     assert len(replays) == 2 and replays[1].files_already_held == 6
 
 
-def test_an_offline_copy_or_record_altered_before_its_replay_is_quarantined_and_said(
+def test_an_offline_copy_or_record_altered_before_its_replay_is_not_stored_but_said(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
     store = offline_store(settings, clock)
     try:
@@ -122,13 +127,19 @@ def test_an_offline_copy_or_record_altered_before_its_replay_is_quarantined_and_
     with sqlite3.connect(offline_folder(settings) / "catalog.db") as db:
         db.execute("UPDATE recording SET officer_no = '999999' WHERE id = ?", (rows[1].id,))
     done = replay_offline(settings, station)
-    assert done is not None and not done.left  # kept and explained: nothing to retry
+    assert done is not None and not done.left  # explained, kept offline: nothing to retry
     altered = [e for e in station.catalog.explanations() if e.kind == "offline_copy_altered"]
     assert sorted(e.source_path for e in altered) == sorted(r.source_path for r in rows[:2])
     assert any(f"its signed record says {rows[0].sha256}" in e.error for e in altered)
     assert any("fails its signature check" in e.error for e in altered)
-    bad = {r.source_path: r for r in station.catalog.recordings()}
-    assert bad[rows[0].source_path].state == bad[rows[1].source_path].state == "quarantined"
+    assert all("the altered copy stays in the station's offline store" in e.action
+               for e in altered)
+    held = {r.source_path for r in station.catalog.recordings()}
+    assert not held & {r.source_path for r in rows[:2]}  # nothing stands for the originals
+    again = run_dock(station, FolderVolume(volume))  # so the recorder's next dock stores them
+    assert sorted(o.path for o in again.outcomes if o.status == "stored") == sorted(
+        r.source_path for r in rows[:2])
+    assert {r.sha256 for r in station.catalog.recordings()} >= {r.sha256 for r in rows[:2]}
 
 
 def test_files_the_site_already_holds_are_not_stored_again(
@@ -233,4 +244,39 @@ def test_a_replay_stopped_with_the_daemon_waits_for_the_next_start(
     again = replay_offline(settings, station)
     assert again is not None and again.sessions == 1 and again.retired is not None
     assert len(station.catalog.recordings()) == 6
-    assert [e.kind for e in station.catalog.explanations()].count("docked_offline") == 1
+    kinds_made = [e.kind for e in station.catalog.explanations()]
+    assert kinds_made.count("docked_offline") == kinds_made.count("unregistered_device") == 1
+
+
+@pytest.fixture
+def full_site_vault(tmp_path: Path) -> Iterator[Path]:
+    where = tmp_path / "site-vault"
+    mount_tmpfs(where, "256k")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+@pytest.mark.root
+@needs_root
+def test_a_replay_into_a_full_vault_waits_offline_and_says_so(
+        settings: Settings, clock: Clock, volume: Path, full_site_vault: Path) -> None:
+    small_vault = full_site_vault
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+    finally:
+        store.close()
+    site = station_on(settings, small_vault, clock)
+    try:
+        first = replay_offline(settings, site)
+        assert first is not None and first.sessions == 0 and first.left
+        assert waiting(settings) == 1  # nothing is lost: the offline store keeps it all
+        full = [e for e in site.catalog.explanations() if e.kind == "vault_full"]
+        assert full and all("stays in the station's offline store" in e.action
+                            and "recorder" not in e.action for e in full)
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_vault)], check=True)
+        again = replay_offline(settings, site)
+        assert again is not None and again.sessions == 1 and again.retired is not None
+        assert site.catalog.count_recordings() == 6
+    finally:
+        site.close()
