@@ -34,7 +34,7 @@ from types import FrameType
 from agent.dropdock import DropDock
 from agent.dropfolder import DropFolderWatcher
 from agent.notify import notify, watchdog_interval
-from agent.offline import replay_offline
+from agent.offline import offline_folder, replay_offline
 from agent.settings import Settings
 from agent.station import open_station
 from agent.status import write_status
@@ -173,6 +173,8 @@ class Daemon:
         ping = watchdog_interval()
         last_ping = last_recovery = time.monotonic()
         log.info("daemon running (pid %d)", os.getpid())
+        if self.station.offline_because is None and offline_folder(self.settings).exists():
+            self._start_recovery()  # replay the offline store at once, beside the loop
         while not self._stopping:
             self.tick()
             now = time.monotonic()

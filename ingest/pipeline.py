@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 OFFLINE_ACTION = (
     "docked into the station's offline store; evidock did not clear the recorder; the "
     "site's registry, the device's other recordings and its log are checked when the "
-    "store is replayed into the site catalog (at the station's next start, dock or "
-    "repair once the catalog can be reached)")
+    "store is replayed into the site catalog, once it can be reached (by the daemon as it "
+    "starts and every minute, before the next `evidock ingest`, or by `evidock replay`)")
 
 
 class Dock:
