@@ -40,7 +40,7 @@ from agent.duty_cli import duty_app, overdue
 from agent.explain_cli import explain_app, list_explanations
 from agent.installed import SYSTEM_CONFIG
 from agent.owner import no_access
-from agent.progress import SignalStop, TerminalProgress
+from agent.progress import SignalStop, TerminalProgress, ignore_signals
 from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
 from agent.retention_cli import hold_app, purge
@@ -802,8 +802,7 @@ def main(sigint: Any = None) -> None:
         # The command has ended and decided its exit code: a SIGTERM or Ctrl-C now must
         # not kill the process on its way out (the interpreter's exit restores the
         # default actions) and so change how it is seen to have ended.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_IGN)
+        ignore_signals(signal.SIGTERM, signal.SIGINT)
 
 
 if __name__ == "__main__":

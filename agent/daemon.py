@@ -35,6 +35,7 @@ from agent.dropdock import DropDock
 from agent.dropfolder import DropFolderWatcher
 from agent.notify import notify, watchdog_interval
 from agent.offline import offline_folder, replay_offline
+from agent.progress import ignore_signals
 from agent.settings import Settings
 from agent.station import open_station
 from agent.status import write_status
@@ -340,8 +341,7 @@ def run_daemon(settings: Settings, station: IngestContext, sources: list[Discove
         # Stopped: a further signal changes nothing now, and must not kill the process
         # while it closes the store or while the interpreter exits (which would turn
         # a clean stop's exit code 0 into death by that signal).
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.SIG_IGN)
+        ignore_signals(signal.SIGTERM, signal.SIGINT)
         signal.set_wakeup_fd(-1)
         if not left:
             station.close()

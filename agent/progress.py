@@ -58,6 +58,21 @@ class TerminalProgress:
         self.bar.update(self.bytes_task, description=f"{self.files}/{self.total_files} files")
 
 
+def ignore_signals(*signums: int) -> None:
+    """Leave ``signums`` ignored from now on (call from the main thread).
+
+    They are blocked while the actions change: one arriving between Python's check of
+    pending signals and the change would be reported on stderr, with a traceback, as
+    "ignored due to race condition". A signal pending then is discarded (POSIX).
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
+    try:
+        for signum in signums:
+            signal.signal(signum, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class SignalStop:
     """SIGTERM and SIGINT while it is entered: the handler only sets a flag; a dock sees it
     at its next step or block, discards or finishes the file in hand, and closes
@@ -78,6 +93,9 @@ class SignalStop:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.after is signal.SIG_IGN:
+            ignore_signals(*self._old)
+            return
         for sig, old in self._old.items():
             signal.signal(sig, old if self.after is None else self.after)
 
