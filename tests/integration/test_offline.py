@@ -19,6 +19,7 @@ import pytest
 
 from agent.offline import RETIRED, offline_folder, open_offline, replay_offline, waiting
 from agent.settings import Settings
+from devices.media import ShiftPlan, record_shift
 from devices.simulator import SimState
 from devices.volume import FolderVolume
 from ingest.dock import IngestContext
@@ -26,7 +27,7 @@ from ingest.explain import dock_not_started
 from ingest.verify import verify_store
 from storage.models import Recording
 from storage.spool import Spool
-from tests.conftest import Clock, run_dock
+from tests.conftest import SHIFT_END, ZONE, Clock, run_dock
 from tests.integration.test_faults import mount_tmpfs, needs_root, station_on
 from tests.integration.test_pipeline import dock, kinds, log_with_an_interruption, recorder
 
@@ -280,3 +281,22 @@ def test_a_replay_into_a_full_vault_waits_offline_and_says_so(
         assert site.catalog.count_recordings() == 6
     finally:
         site.close()
+
+
+def test_a_recorder_docked_offline_is_cleared_at_its_first_dock_after_the_replay(
+        station: IngestContext, settings: Settings, tmp_path: Path, clock: Clock) -> None:
+    volume = tmp_path / "sound-recorder"
+    record_shift(volume, ShiftPlan(truncated=False), SHIFT_END, ZONE)
+    store = offline_store(settings, clock)
+    try:
+        with recorder(volume, SimState(), clock) as sim:
+            dock(store, sim, clear=True)
+    finally:
+        store.close()
+    assert "CLR" not in sim.commands
+    assert replay_offline(settings, station) is not None
+    with recorder(volume, SimState(), clock) as sim:
+        after = dock(station, sim, clear=True)
+    assert {o.status for o in after.outcomes} == {"already_held"}
+    assert "CLR" in sim.commands and after.cleared is not None
+    assert not [p for p in volume.rglob("*") if p.is_file()]
