@@ -317,3 +317,45 @@ def test_a_daemon_started_during_an_outage_runs_offline_and_stops_when_it_ends(
             pg.restart()
     daemon.pool.shutdown()
     daemon.station.close()
+
+
+def test_the_daemon_docks_a_recorder_offline_while_the_server_is_down(
+        site: tuple[Path, str], pg: PgServer) -> None:
+    from tests.e2e.test_daemon import DaemonProcess, done, entry, recorder
+
+    root, url = site
+    bus = root / "bus"
+    env = station_env(root, url, "south") | {"EVIDOCK_SIMBUS_DIR": str(bus)}
+    (root / "first").mkdir()
+    assert run(env, "ingest", str(root / "first")).returncode == 0
+    volume = root / "recorder"
+    made = record_shift(volume, ShiftPlan(device="ZFY0001", clips=2, clip_seconds=1.0,
+                                          truncated=False, audio=False),
+                        datetime.now(UTC) - timedelta(hours=1), ZONE)
+    daemon = DaemonProcess(root / "south", bus, env)  # started while the server is up
+    try:
+        pg.stop()
+        try:
+            sim = recorder(bus, volume, "SIM-OFF", "ZFY0001").plug()
+            got = entry(daemon.wait(done("SIM-OFF"), "dock offline"), "SIM-OFF")
+            sim.unplug()
+        finally:
+            pg.restart()
+        assert got["files_done"] == got["files_total"] == len(made), got
+        assert "CLR" not in sim.recorder.commands
+        assert daemon.stop() == 0
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.stop()
+    assert "docking into the station's offline store" in daemon.log.read_text()
+    up = run(env, "replay")
+    assert up.returncode == 0, up.stdout + up.stderr
+    log = json.loads(run(env, "log", "--json").stdout)
+    assert sorted(r["source_path"] for r in log) == sorted(
+        str(p.relative_to(volume)) for p in made)
+    explained = {e["kind"]: e for e in json.loads(run(env, "explain", "list", "--json").stdout)}
+    assert {"docked_offline", "clock_drift", "unregistered_device"} <= set(explained)
+    assert explained["docked_offline"]["device"] == "ZFY0001"
+    assert "recorded in the station's offline store" in explained["clock_drift"]["action"]
+    report = run(env, "verify", "--json")
+    assert report.returncode == 0 and json.loads(report.stdout)["ok"], report.stdout
