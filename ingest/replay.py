@@ -62,6 +62,16 @@ SITE_FAULTS = frozenset({"vault_full", "vault_read_only", "vault_io_error", "vau
                          "digest_mismatch", "catalog_error"})
 
 
+_FROM_THE_RECORDER = ("the offline dock did not clear the recorder: if the file is still "
+                      "on it, its next dock copies it")
+
+
+class OfflineCopyUnreadable(SourceError):
+    """The offline store's copy cannot be read: not stored in the site, not tried again."""
+
+    action = "not stored in the site catalog; " + _FROM_THE_RECORDER
+
+
 class OfflineCopyAltered(SourceError):
     """Not the bytes, or not the row, the offline dock recorded: nothing is stored in the
     site (it would stand for the recorder's file, which the next dock would then skip)."""
@@ -69,8 +79,7 @@ class OfflineCopyAltered(SourceError):
     kind = "offline_copy_altered"
     keeps_copy = False
     action = ("not stored in the site catalog (the bytes read were discarded); the altered "
-              "copy stays in the station's offline store, which is kept; the offline dock "
-              "did not clear the recorder: if the file is still on it, its next dock copies it")
+              "copy stays in the station's offline store, which is kept; " + _FROM_THE_RECORDER)
 
 
 class OfflineQuarantined(SourceError):
@@ -133,8 +142,9 @@ class _VaultCopy:
         try:
             data: bytes = self.handle.read(size)
         except OSError as exc:
-            raise SourceError(f"read error in the offline store's copy of "
-                              f"{self.row.source_path}: {exc.strerror or exc}") from exc
+            raise OfflineCopyUnreadable(f"read error in the offline store's copy of "
+                                        f"{self.row.source_path}: {exc.strerror or exc}"
+                                        ) from exc
         self.hash.update(data)
         self.read_bytes += len(data)
         return data
@@ -184,8 +194,8 @@ class OfflineVolume:
         try:
             handle = self.store.vault.path(row.vault_path).open("rb")
         except (OSError, VaultError) as exc:
-            raise SourceError(f"the offline store's copy of {row.source_path} "
-                              f"({row.vault_path}) cannot be read: {exc}") from exc
+            raise OfflineCopyUnreadable(f"the offline store's copy of {row.source_path} "
+                                        f"({row.vault_path}) cannot be read: {exc}") from exc
         return _VaultCopy(handle, row, self._problem(row))
 
     def _problem(self, row: Recording) -> SourceError | None:

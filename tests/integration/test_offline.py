@@ -300,3 +300,21 @@ def test_a_recorder_docked_offline_is_cleared_at_its_first_dock_after_the_replay
     assert {o.status for o in after.outcomes} == {"already_held"}
     assert "CLR" in sim.commands and after.cleared is not None
     assert not [p for p in volume.rglob("*") if p.is_file()]
+
+
+def test_an_offline_copy_gone_before_its_replay_is_said_and_left_to_the_recorder(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+        [gone, *_] = [r for r in store.catalog.recordings() if r.state == "stored"]
+        store.vault.path(gone.vault_path).unlink()
+    finally:
+        store.close()
+    done = replay_offline(settings, station)
+    assert done is not None and done.sessions == 1 and done.retired is not None
+    [said] = [e for e in station.catalog.explanations() if e.source_path == gone.source_path]
+    assert said.kind == "unreadable_source" and "cannot be read" in said.error
+    assert said.action == ("not stored in the site catalog; the offline dock did not clear "
+                           "the recorder: if the file is still on it, its next dock copies it")
+    assert gone.source_path not in {r.source_path for r in station.catalog.recordings()}
