@@ -592,9 +592,9 @@ def status(ctx: typer.Context,
         data["spooled"], data["spooled_unknown"] = None, exc.strerror or str(exc)
     from agent.offline import waiting
     try:
-        data["offline_docks"] = waiting(settings)
+        data["offline_docks"] = waiting(settings) or 0
     except (EvidockError, OSError) as exc:
-        data["offline_docks"], data["offline_unknown"] = -1, str(exc)
+        data["offline_docks"], data["offline_unknown"] = None, str(exc)
     if as_json:
         emit_json(data)
         return
@@ -612,7 +612,7 @@ def status(ctx: typer.Context,
     elif data["spooled"]:
         say(f"explanations waiting in the spool for the catalog: {data['spooled']} (recorded "
             "once it can be reached)")
-    if data["offline_docks"] == -1:
+    if data["offline_docks"] is None:
         say(f"docks waiting in the offline store: unknown ({data['offline_unknown']})")
     elif data["offline_docks"]:
         say(f"docks waiting in the offline store for the site catalog: "

@@ -221,10 +221,13 @@ class Daemon:
         except (EvidockError, OSError) as exc:
             log.error("the site catalog answers, but cannot be opened: %s", exc)
             return
+        with self._lock:  # (a dock begun meanwhile waits for the next try)
+            if self.active or self._tasks:
+                return
+            self.site_back = True
+            self.request_stop()  # under the lock: no dock begins after this
         log.warning("the site catalog can be reached again: the daemon stops so that its "
                     "unit starts it on the site catalog, which replays the offline docks")
-        self.site_back = True
-        self.request_stop()
 
     def tick(self) -> None:
         if self.drops and not self._stopping:

@@ -59,13 +59,10 @@ class RecorderWorker:
         self._done = threading.Event()
         model = self.model
         patterns = tuple(compile_patterns(model.file_patterns)) if model else ()
-        if patterns:  # the model names its files
 
-            def own(store: IngestContext) -> IngestContext:
-                return replace(store, options=replace(store.options, patterns=patterns))
-        else:
-            def own(store: IngestContext) -> IngestContext:
-                return store
+        def own(store: IngestContext) -> IngestContext:  # with the model's file names, if any
+            return replace(store, options=replace(store.options, patterns=patterns)) \
+                if patterns else store
         source = DockedRecorder(
             info, serial=model is not None and model.transport == "serial",
             baudrate=model.baudrate if model else 115200,

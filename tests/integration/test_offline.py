@@ -8,6 +8,8 @@ tested end to end in tests/e2e/test_site.py.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -318,3 +320,29 @@ def test_an_offline_copy_gone_before_its_replay_is_said_and_left_to_the_recorder
     assert said.action == ("not stored in the site catalog; the offline dock did not clear "
                            "the recorder: if the file is still on it, its next dock copies it")
     assert gone.source_path not in {r.source_path for r in station.catalog.recordings()}
+
+
+def test_status_and_replay_check_say_how_many_offline_docks_wait(
+        station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
+    from typer.testing import CliRunner
+
+    from agent.status import write_status
+    from cli import app
+
+    store = offline_store(settings, clock)
+    try:
+        run_dock(store, FolderVolume(volume))
+    finally:
+        store.close()
+    write_status(settings.run_dir, {
+        "state": "running", "pid": os.getpid(), "station": "station-1",
+        "started_at": "2026-11-20T10:00:00+00:00", "updated_at": "2026-11-20T10:00:00+00:00",
+        "docked": [], "recent": []})
+    shown = CliRunner().invoke(app, ["status"])
+    assert "docks waiting in the offline store for the site catalog: 1" in shown.stdout
+    checked = CliRunner().invoke(app, ["replay", "--check"])
+    assert checked.exit_code == 0 and checked.stdout.strip() == (
+        "offline docks waiting for the site catalog: 1")
+    assert waiting(settings) == 1  # --check changed nothing
+    assert replay_offline(settings, station) is not None
+    assert json.loads(CliRunner().invoke(app, ["status", "--json"]).stdout)["offline_docks"] == 0
