@@ -116,11 +116,15 @@ def make_plan(entries: Iterable[SourceEntry], identity: Identity,
               patterns: Sequence[re.Pattern[str]], zone: tzinfo | None,
               held: Container[SourceKey], clock_offset_s: int | None = None) -> Plan:
     """Oldest first; files the catalog holds (same device, path, size, mtime) set aside."""
-    planned = [plan_file(e, identity, patterns, zone, clock_offset_s) for e in entries]
-    planned.sort(key=lambda p: (p.start, p.entry.raw_path))
+    return plan_of([plan_file(e, identity, patterns, zone, clock_offset_s) for e in entries],
+                   held)
+
+
+def plan_of(planned: Iterable[PlannedFile], held: Container[SourceKey]) -> Plan:
+    """Planned files oldest first, those ``held`` set aside."""
     to_copy: list[PlannedFile] = []
     already: list[PlannedFile] = []
-    for item in planned:
+    for item in sorted(planned, key=lambda p: (p.start, p.entry.raw_path)):
         key = (item.device, item.entry.path, item.entry.size, item.entry.mtime_ns)
         (already if key in held else to_copy).append(item)
     return Plan(to_copy, already)

@@ -35,7 +35,7 @@ from devices.protocol import RecorderIdentity
 from devices.volume import SkippedEntry, SourceEntry
 from ingest.dock import DockInterrupted, IngestContext, NoProgress, Summary, Volume
 from ingest.pipeline import Dock
-from ingest.plan import Plan, PlannedFile, SourceKey
+from ingest.plan import Plan, PlannedFile, SourceKey, plan_of
 from ingest.record import IngestRecord
 from ingest.rules import LoggedEvent
 from ingest.source import Commands
@@ -106,14 +106,7 @@ class Replayed:
     def plan(self, entries: Iterable[SourceEntry], held: Container[SourceKey]) -> Plan:
         """The plan the offline dock made (its device, officer, times: whatever file-name
         patterns its recorder's model had), less what the site holds."""
-        planned = sorted((self._planned(e) for e in entries),
-                         key=lambda p: (p.start, p.entry.raw_path))
-        to_copy: list[PlannedFile] = []
-        already: list[PlannedFile] = []
-        for p in planned:
-            key = (p.device, p.entry.path, p.entry.size, p.entry.mtime_ns)
-            (already if key in held else to_copy).append(p)
-        return Plan(to_copy, already)
+        return plan_of((self._planned(e) for e in entries), held)
 
     def _planned(self, entry: SourceEntry) -> PlannedFile:
         row = self.rows[entry.inode]

@@ -348,6 +348,14 @@ def test_the_daemon_docks_a_recorder_offline_while_the_server_is_down(
         if daemon.proc.poll() is None:
             daemon.stop()
     assert "docking into the station's offline store" in daemon.log.read_text()
+    again = DaemonProcess(root / "south", bus, env)  # its next start replays the store
+    try:
+        deadline = time.monotonic() + 60
+        while (root / "south" / "offline").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not (root / "south" / "offline").exists(), again.log.read_text()
+    finally:
+        assert again.stop() == 0
     up = run(env, "replay")
     assert up.returncode == 0, up.stdout + up.stderr
     log = json.loads(run(env, "log", "--json").stdout)

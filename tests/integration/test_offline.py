@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from devices.volume import FolderVolume
 from ingest.dock import IngestContext
 from ingest.explain import dock_not_started
 from ingest.verify import verify_store
-from storage.models import Recording
+from storage.models import Explanation, Recording
 from storage.spool import Spool
 from tests.conftest import SHIFT_END, ZONE, Clock, run_dock
 from tests.integration.test_faults import mount_tmpfs, needs_root, station_on
@@ -36,10 +37,15 @@ from tests.integration.test_pipeline import dock, kinds, log_with_an_interruptio
 WHY = "cannot reach the catalog postgresql://evidock@db:5432/site: connection refused"
 
 
-def offline_store(settings: Settings, clock: Clock) -> IngestContext:
+@contextmanager
+def offline_store(settings: Settings, clock: Clock) -> Iterator[IngestContext]:
+    """The offline store, as a dock that cannot reach the site catalog opens it."""
     store = open_offline(settings, WHY)
     store.clock = clock
-    return store
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def keys_of(station: IngestContext) -> dict[str, object]:
@@ -48,14 +54,11 @@ def keys_of(station: IngestContext) -> dict[str, object]:
 
 def test_an_offline_dock_is_replayed_once_with_its_own_times_and_the_sites_checks(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         with recorder(volume, SimState(events=list(log_with_an_interruption())),
                       clock) as sim:
             offline = dock(store, sim, clear=True)
         held = store.catalog.recordings()
-    finally:
-        store.close()
     assert "CLR" not in sim.commands  # the site does not hold the files yet: not cleared
     assert offline.cleared is not None and "docked offline" in offline.cleared
     # what only the site can judge is not judged offline
@@ -63,8 +66,11 @@ def test_an_offline_dock_is_replayed_once_with_its_own_times_and_the_sites_check
     assert len(held) == 6 and waiting(settings) == 1
 
     clock.advance(hours=30)  # the site comes back long after the 24-hour deadline
+    told: list[Explanation] = []
+    station.on_explanation = told.append  # (agent/alerts.py tells supervisors)
     done = replay_offline(settings, station)
     assert done is not None and done.sessions == 1 and not done.left
+    assert "docked_offline" in [e.kind for e in told]  # told when the site took it (R3)
     assert done.retired is not None and done.retired.parent.name == RETIRED
     assert not offline_folder(settings).exists() and (done.retired / "catalog.db").exists()
     assert waiting(settings) is None
@@ -96,11 +102,8 @@ def test_an_offline_dock_is_replayed_once_with_its_own_times_and_the_sites_check
 
 def test_a_replay_cut_short_and_run_again_stores_and_explains_nothing_twice(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
-    finally:
-        store.close()
     first = replay_offline(settings, station)
     assert first is not None and first.retired is not None
     # as if the replay had crashed after its commits and before noting them
@@ -116,13 +119,10 @@ def test_a_replay_cut_short_and_run_again_stores_and_explains_nothing_twice(
 
 def test_an_offline_copy_or_record_altered_before_its_replay_is_not_stored_but_said(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
         rows = [r for r in store.catalog.recordings() if r.state == "stored"]
         copy = store.vault.path(rows[0].vault_path)
-    finally:
-        store.close()
     copy.chmod(0o600)
     data = bytearray(copy.read_bytes())
     data[-1] ^= 0xFF
@@ -148,11 +148,8 @@ def test_an_offline_copy_or_record_altered_before_its_replay_is_not_stored_but_s
 def test_files_the_site_already_holds_are_not_stored_again(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
     run_dock(station, FolderVolume(volume))  # the site has them (docked at another station, say)
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         offline = run_dock(store, FolderVolume(volume))  # the offline store cannot know that
-    finally:
-        store.close()
     assert offline.files_stored == 6
     done = replay_offline(settings, station)
     assert done is not None and done.sessions == 1
@@ -161,22 +158,16 @@ def test_files_the_site_already_holds_are_not_stored_again(
 
 def test_a_dock_holding_the_offline_store_keeps_a_replay_out(
         station: IngestContext, settings: Settings, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock):
         assert replay_offline(settings, station) is None  # tried again later
-    finally:
-        store.close()
     assert waiting(settings) == 0  # nothing docked into it: nothing waits
 
 
 def test_the_replay_keeps_the_offline_docks_plan_whatever_the_sites_patterns(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
         held = store.catalog.recordings()
-    finally:
-        store.close()
     # a daemon's station has no model's patterns; the offline dock had its recorder's
     plain = replace(station, options=replace(station.options, patterns=()))
     done = replay_offline(settings, plain)
@@ -192,12 +183,9 @@ def test_the_replay_keeps_the_offline_docks_plan_whatever_the_sites_patterns(
 
 def test_a_copy_quarantined_offline_for_how_it_was_read_is_quarantined_again_so(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
         [kept] = [r for r in store.catalog.recordings() if r.state == "quarantined"]
-    finally:
-        store.close()
     # as the offline dock records a file that changed on the recorder while it was read
     with sqlite3.connect(offline_folder(settings) / "catalog.db") as db:
         db.execute("UPDATE explanation SET kind = 'source_changed', error = 'it changed' "
@@ -214,12 +202,9 @@ def test_what_waits_in_the_spool_waits_for_the_site_not_the_offline_store(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
     spool = Spool(settings.home / "spool")
     spool.keep(dock_not_started("/media/a", "the server is down", clock()))
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
         assert [e.kind for e in store.catalog.explanations()].count("catalog_error") == 0
-    finally:
-        store.close()
     assert spool.waiting_count() == 1
     station.spool = spool
     station.replay_spool()  # as the site's next writing start does
@@ -228,11 +213,8 @@ def test_what_waits_in_the_spool_waits_for_the_site_not_the_offline_store(
 
 def test_a_replay_stopped_with_the_daemon_waits_for_the_next_start(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
-    finally:
-        store.close()
     calls = []
 
     def stopping() -> bool:  # the stop comes as the second file is being copied
@@ -264,11 +246,8 @@ def full_site_vault(tmp_path: Path) -> Iterator[Path]:
 def test_a_replay_into_a_full_vault_waits_offline_and_says_so(
         settings: Settings, clock: Clock, volume: Path, full_site_vault: Path) -> None:
     small_vault = full_site_vault
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
-    finally:
-        store.close()
     site = station_on(settings, small_vault, clock)
     try:
         first = replay_offline(settings, site)
@@ -289,12 +268,8 @@ def test_a_recorder_docked_offline_is_cleared_at_its_first_dock_after_the_replay
         station: IngestContext, settings: Settings, tmp_path: Path, clock: Clock) -> None:
     volume = tmp_path / "sound-recorder"
     record_shift(volume, ShiftPlan(truncated=False), SHIFT_END, ZONE)
-    store = offline_store(settings, clock)
-    try:
-        with recorder(volume, SimState(), clock) as sim:
-            dock(store, sim, clear=True)
-    finally:
-        store.close()
+    with offline_store(settings, clock) as store, recorder(volume, SimState(), clock) as sim:
+        dock(store, sim, clear=True)
     assert "CLR" not in sim.commands
     assert replay_offline(settings, station) is not None
     with recorder(volume, SimState(), clock) as sim:
@@ -306,13 +281,10 @@ def test_a_recorder_docked_offline_is_cleared_at_its_first_dock_after_the_replay
 
 def test_an_offline_copy_gone_before_its_replay_is_said_and_left_to_the_recorder(
         station: IngestContext, settings: Settings, volume: Path, clock: Clock) -> None:
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
         [gone, *_] = [r for r in store.catalog.recordings() if r.state == "stored"]
         store.vault.path(gone.vault_path).unlink()
-    finally:
-        store.close()
     done = replay_offline(settings, station)
     assert done is not None and done.sessions == 1 and done.retired is not None
     [said] = [e for e in station.catalog.explanations() if e.source_path == gone.source_path]
@@ -329,11 +301,8 @@ def test_status_and_replay_check_say_how_many_offline_docks_wait(
     from agent.status import write_status
     from cli import app
 
-    store = offline_store(settings, clock)
-    try:
+    with offline_store(settings, clock) as store:
         run_dock(store, FolderVolume(volume))
-    finally:
-        store.close()
     write_status(settings.run_dir, {
         "state": "running", "pid": os.getpid(), "station": "station-1",
         "started_at": "2026-11-20T10:00:00+00:00", "updated_at": "2026-11-20T10:00:00+00:00",
