@@ -31,7 +31,7 @@ lint:
 # Every tier on SQLite, then the catalog, ledger and CLI suites again with the catalog on
 # a PostgreSQL server the tests start (a site's catalog).
 PG_SUITES = $(addprefix tests/integration/test_,$(addsuffix .py,cli ledger ingest registry spool offline \
-	cases retention explain export device_custody notify deadlines gaps pipeline sidecars report))
+	cases retention explain export device_custody notify deadlines gaps pipeline sidecars report groups))
 
 test: lint
 	$(BIN)/pytest

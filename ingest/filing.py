@@ -1,15 +1,19 @@
-"""One file into the vault: copy, read back, check, sign, note, place, record.
+"""Files into the vault: copy, read back, check, sign, note, place, record.
 
 1. copy the source once into a temporary file while hashing it; seal (fsync,
    read-only); read it back from the disk and compare (a mismatch is copied
-   again, up to MAX_COPY_ATTEMPTS);
-2. bytes the catalog already holds get a row of their own (their own name and
+   again, up to MAX_COPY_ATTEMPTS); probe the copy;
+2. small files wait in a group (up to GROUP_FILES files or GROUP_BYTES); a
+   large file is a group of its own. For each group:
+3. bytes the catalog already holds get a row of their own (their own name and
    times) pointing at the stored file: the vault keeps one copy;
-3. probe the copy; what fails a check goes to the quarantine area;
-4. choose a free name, sign the record, note the copy as pending in the
-   catalog, link it into the vault, then insert the row (which removes the
-   note in the same transaction). A crash anywhere leaves either a temporary
-   file or a pending note that recovery (ingest/recovery.py) finishes.
+4. what failed a check goes to the quarantine area; choose free names, sign the
+   records, note the copies as pending in the catalog (one transaction), link
+   them into the vault, sync each folder once, then insert the rows (one
+   transaction, one ledger leaf a file), which removes the notes. A crash
+   anywhere leaves either temporary files (the recorder still holds the files:
+   it is never cleared of a file not recorded) or pending notes that recovery
+   (ingest/recovery.py) finishes.
 
 A catalog that cannot be written raises CatalogStopped: no further file is
 copied, since it could not be recorded.
@@ -18,7 +22,7 @@ copied, since it could not be recorded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -32,16 +36,28 @@ from ingest.plan import UNKNOWN, PlannedFile
 from ingest.probe import MediaInfo, ProbeFailed, probe
 from ingest.record import IngestRecord
 from ingest.rules import corrected, timing
+from storage.catalog import Stored
 from storage.duties import Duties
 from storage.errors import CatalogError, VaultError
 from storage.hashing import hash_stream
-from storage.models import Device, Officer, PendingCopy, Recording, row_json
+from storage.models import Device, Duty, Officer, PendingCopy, Recording, row_json
 from storage.vault import FILES, QUARANTINE, VaultWriter, is_taken, relative_path
 
 log = logging.getLogger(__name__)
 
 MAX_COPY_ATTEMPTS = 2
 _PLACE_ATTEMPTS = 3
+
+#: An officer's duties from the first to the last moment asked about (Filer._duty).
+Window = tuple[datetime, datetime, Sequence[Duty]]
+
+#: A file up to GROUP_FILE_BYTES waits for others to be recorded with them: one pending
+#: note and one insert transaction, and one folder sync a folder, for up to GROUP_FILES
+#: files or GROUP_BYTES. For many small files (photos) these round trips, not the bytes,
+#: are the cost. A larger file is recorded on its own as soon as it is checked.
+GROUP_FILE_BYTES = 4 << 20
+GROUP_FILES = 64
+GROUP_BYTES = 64 << 20
 
 
 class CatalogStopped(Exception):
@@ -81,6 +97,24 @@ class Copy:
     changed: SourceError | None  # the source changed or vanished while it was read
 
 
+@dataclass
+class Ready:
+    """A copy read back and checked, waiting to be recorded with its group."""
+
+    p: PlannedFile
+    target: PurePosixPath
+    copy: Copy
+    media: MediaInfo | None
+    problem: tuple[str, str] | None  # (kind, error): it goes to quarantine
+    rel: PurePosixPath | None = None
+    row: Recording | None = None
+    pending: PendingCopy | None = None  # noted in the catalog (recovery finishes it)
+
+    @property
+    def path(self) -> str:
+        return self.p.entry.path
+
+
 class Filer:
     """Files the planned files of one dock session."""
 
@@ -99,8 +133,54 @@ class Filer:
         self.progress = progress
         self.names = names
         self.bytes_stored = 0
+        self._group: list[Ready] = []  # checked copies waiting to be recorded together
+        self._duties: dict[str, Window] = {}  # of the officers of the group
 
-    def file(self, p: PlannedFile) -> FileOutcome:
+    def file(self, p: PlannedFile) -> list[FileOutcome]:
+        """Copy and check one planned file; the outcomes of the files recorded or failed by
+        now: this one's, or none (a small file waits for its group: flush()), and those of
+        the group it closed."""
+        done = self.flush() if self._group and not self._joins(p) else []
+        got = self._verified(p)
+        if isinstance(got, FileOutcome):
+            return [*done, got]
+        try:
+            if any(r.copy.sha256 == got.copy.sha256 for r in self._group):
+                done += self.flush()  # recorded first: this one then finds it stored
+        except BaseException:
+            got.copy.writer.discard()
+            raise
+        self._group.append(got)
+        if (p.entry.size > GROUP_FILE_BYTES or len(self._group) >= GROUP_FILES
+                or sum(r.copy.size for r in self._group) >= GROUP_BYTES):
+            done += self.flush()
+        return done
+
+    def _joins(self, p: PlannedFile) -> bool:
+        """Whether ``p`` may wait with the group (a sidecar is recorded after the files it
+        belongs to, so never with them)."""
+        return (p.entry.size <= GROUP_FILE_BYTES
+                and is_sidecar(p.entry.name) == is_sidecar(self._group[0].p.entry.name))
+
+    def flush(self) -> list[FileOutcome]:
+        """Record the copies waiting in the group; their outcomes."""
+        group, self._group = self._group, []
+        try:
+            return self._record(group) if group else []
+        finally:
+            for r in group:
+                if r.pending is None:  # never noted, or the note was dropped: nothing keeps it
+                    r.copy.writer.discard()
+
+    def drop_group(self) -> None:
+        """Discard the copies waiting in the group (the catalog cannot record them)."""
+        group, self._group = self._group, []
+        for r in group:
+            r.copy.writer.discard()
+
+    # Copy, read back, check -------------------------------------------------
+
+    def _verified(self, p: PlannedFile) -> Ready | FileOutcome:
         path = p.entry.path
         target = relative_path(agency=self.st.agency, device=p.device, officer=p.officer,
                                start=p.start, original_name=p.entry.name)
@@ -119,7 +199,12 @@ class Filer:
                 return FileOutcome(path, "failed", detail=kind)
             mismatch = self._read_back(copy)
             if mismatch is None:
-                return self._record(p, target, copy)
+                try:
+                    media, problem = self._check(p, copy)
+                except DockInterrupted:  # stopped with the dock: no verdict, no copy
+                    copy.writer.discard()
+                    raise
+                return Ready(p, target, copy, media, problem)
             copy.writer.discard()
             again = attempt < MAX_COPY_ATTEMPTS
             self.explain("digest_mismatch", path=path, device=p.device,
@@ -128,8 +213,6 @@ class Filer:
                          action="the bad copy was discarded; " + (
                              "copying again" if again else self.not_stored))
         return FileOutcome(path, "failed", detail="digest_mismatch")
-
-    # Copy and read back ---------------------------------------------------
 
     def _copy(self, p: PlannedFile, target: PurePosixPath) -> Copy:
         opts = self.st.options
@@ -167,70 +250,112 @@ class Filer:
 
     # Record -----------------------------------------------------------------
 
-    def _record(self, p: PlannedFile, target: PurePosixPath, copy: Copy) -> FileOutcome:
+    def _record(self, group: list[Ready]) -> list[FileOutcome]:
         catalog = self.st.catalog
         try:
-            twin = (catalog.by_digest(copy.sha256, state="stored")
-                    if copy.size > 0 and copy.changed is None else None)
+            twins = catalog.stored_digests(r.copy.sha256 for r in group if _may_share(r.copy))
         except CatalogError as exc:
-            copy.writer.discard()
             raise CatalogStopped(str(exc)) from exc
-        if twin is not None:
-            copy.writer.discard()
-            return self._alias(p, copy, twin)
-        try:
-            media, problem = self._check(p, copy)
-        except DockInterrupted:  # the check was stopped with the dock: no verdict, no copy
-            copy.writer.discard()
-            raise
-        area = QUARANTINE if problem else FILES
-        wanted = self.st.vault.in_area(area, target)
+        self._duties = self._duties_of(group)
+        done: list[FileOutcome] = []
+        todo: list[Ready] = []
+        for r in group:
+            twin = twins.get(r.copy.sha256) if _may_share(r.copy) else None
+            if twin is None:
+                todo.append(r)
+            else:
+                r.copy.writer.discard()
+                done.append(self._alias(r.p, r.copy, twin))
+        placed: list[Ready] = []
         for _ in range(_PLACE_ATTEMPTS):
-            try:
-                rel = self.st.vault.free_name(wanted, catalog.vault_path_taken)
-            except CatalogError as exc:
-                copy.writer.discard()
-                raise CatalogStopped(str(exc)) from exc
-            except VaultError as exc:
-                copy.writer.discard()
-                return self._vault_failed(p, exc)
-            row = self._row(p, copy.sha256, copy.size, Facts.of(media), str(rel),
-                            "quarantined" if problem else "stored")
-            try:
-                pending = catalog.add_pending(PendingCopy(
-                    owner=self.st.vault.owner, session_id=self.session_id,
-                    tmp_path=str(copy.writer.tmp), vault_path=str(rel), row_json=row_json(row),
-                    created_at=self.st.clock()))
-            except CatalogError as exc:
-                copy.writer.discard()
-                raise CatalogStopped(str(exc)) from exc
-            try:
-                copy.writer.place(rel)
+            if not todo:
                 break
-            except VaultError as exc:
-                self._forget(pending)
-                if is_taken(exc):
-                    continue  # someone took the name since it was chosen: choose again
-                copy.writer.discard()
-                return self._vault_failed(p, exc)
-        else:
-            copy.writer.discard()
-            return self._vault_failed(p, VaultError(f"vault: no free name for {wanted}"))
+            todo = self._place(todo, placed, done)
+        for r in todo:
+            done.append(self._vault_failed(r.p, VaultError(
+                f"vault: no free name for {self._wanted(r)}")))
+        if not placed:
+            return done
         try:
-            catalog.add_recording(row, *self._who(p), pending_id=pending.id)
+            catalog.add_recordings([Stored(r.row, *self._who(r.p), r.pending.id)
+                                    for r in placed if r.row and r.pending])
         except CatalogError as exc:
-            raise CatalogStopped(
-                f"{exc}; the verified copy of {p.entry.path} is in the vault at {rel} and "
-                "noted as pending: the next start records it") from exc
-        self.bytes_stored += copy.size
-        if problem is not None:
-            kind, error = problem
-            self.explain(kind, path=p.entry.path, device=p.device, error=error,
-                         recording_id=row.id, vault_path=rel,
-                         action=f"the copy is kept in quarantine at {rel}; "
+            where = (f"the verified copy of {placed[0].path} is in the vault at "
+                     f"{placed[0].rel}" if len(placed) == 1 else
+                     f"the verified copies of {len(placed)} files (the first "
+                     f"{placed[0].path}) are in the vault")
+            raise CatalogStopped(f"{exc}; {where} and noted as pending: the next start "
+                                 "records them") from exc
+        for r in placed:
+            done.append(self._recorded(r))
+        return done
+
+    def _wanted(self, r: Ready) -> PurePosixPath:
+        return self.st.vault.in_area(QUARANTINE if r.problem else FILES, r.target)
+
+    def _place(self, todo: list[Ready], placed: list[Ready],
+               done: list[FileOutcome]) -> list[Ready]:
+        """Name, note and link the copies; those whose name was taken meanwhile (by another
+        station of a site) are returned, to be named again."""
+        catalog, vault = self.st.catalog, self.st.vault
+        named: list[Ready] = []
+        try:
+            wanted = {str(self._wanted(r)) for r in todo}
+            taken = catalog.vault_paths_taken(wanted)
+            for r in todo:
+                try:
+                    r.rel = vault.free_name(self._wanted(r), lambda name: name in taken or (
+                        name not in wanted and catalog.vault_path_taken(name)))
+                except VaultError as exc:
+                    r.copy.writer.discard()
+                    done.append(self._vault_failed(r.p, exc))
+                    continue
+                taken.add(str(r.rel))  # not for another file of the group
+                r.row = self._row(r.p, r.copy.sha256, r.copy.size, Facts.of(r.media),
+                                  str(r.rel), "quarantined" if r.problem else "stored")
+                named.append(r)
+            notes = [PendingCopy(owner=vault.owner, session_id=self.session_id,
+                                 tmp_path=str(r.copy.writer.tmp), vault_path=str(r.rel),
+                                 row_json=row_json(r.row), created_at=self.st.clock())
+                     for r in named if r.row is not None]
+            if notes:
+                catalog.add_pendings(notes)
+        except CatalogError as exc:
+            raise CatalogStopped(str(exc)) from exc
+        again: list[Ready] = []
+        linked: list[Ready] = []
+        for r, note in zip(named, notes, strict=True):
+            r.pending = note
+            assert r.rel is not None
+            try:
+                r.copy.writer.place(r.rel, sync=False)
+            except VaultError as exc:
+                self._forget(r)
+                if is_taken(exc):
+                    again.append(r)  # someone took the name since it was chosen
+                    continue
+                done.append(self._vault_failed(r.p, exc))
+                continue
+            linked.append(r)
+        # A failure here stops the dock (the vault's folders cannot be synced); the notes
+        # stay, and the next start records the copies.
+        vault.sync_folders(r.rel for r in linked if r.rel is not None)
+        for r in linked:
+            r.copy.writer.done()
+        placed.extend(linked)
+        return again
+
+    def _recorded(self, r: Ready) -> FileOutcome:
+        assert r.row is not None and r.rel is not None
+        self.bytes_stored += r.copy.size
+        if r.problem is not None:
+            kind, error = r.problem
+            self.explain(kind, path=r.path, device=r.p.device, error=error,
+                         recording_id=r.row.id, vault_path=r.rel,
+                         action=f"the copy is kept in quarantine at {r.rel}; "
                                 + KEPT_IN_QUARANTINE)
-        self._follow_rules(p, row)
-        return FileOutcome(p.entry.path, row.state, recording_id=row.id, vault_path=str(rel))
+        self._follow_rules(r.p, r.row)
+        return FileOutcome(r.path, r.row.state, recording_id=r.row.id, vault_path=str(r.rel))
 
     def _alias(self, p: PlannedFile, copy: Copy, twin: Recording) -> FileOutcome:
         """Bytes already stored (and checked): a row of this name and times, sharing the file.
@@ -249,12 +374,13 @@ class Filer:
                            vault_path=twin.vault_path,
                            detail=f"same bytes as recording {twin.id}; one copy in the vault")
 
-    def _forget(self, pending: PendingCopy) -> None:
-        assert pending.id is not None
+    def _forget(self, r: Ready) -> None:
+        assert r.pending is not None and r.pending.id is not None
         try:
-            self.st.catalog.drop_pending(pending.id)
+            self.st.catalog.drop_pending(r.pending.id)
         except CatalogError as exc:
             raise CatalogStopped(str(exc)) from exc
+        r.pending = None
 
     def _vault_failed(self, p: PlannedFile, exc: VaultError) -> FileOutcome:
         kind = vault_fault_kind(exc.errno)
@@ -282,13 +408,30 @@ class Filer:
             return media, ("media_truncated", media.damage)
         return media, None
 
+    def _duties_of(self, group: Sequence[Ready]) -> dict[str, Window]:
+        """The duties of the group's officers around its files' times (one query each)."""
+        starts: dict[str, list[datetime]] = {}
+        for r in group:
+            starts.setdefault(r.p.officer, []).append(_start(r.p, Facts.of(r.media))[0])
+        duties = Duties(self.st.catalog)
+        try:
+            return {officer: (min(at), max(at), duties.during(officer, min(at), max(at)))
+                    for officer, at in starts.items()}
+        except CatalogError as exc:
+            raise CatalogStopped(str(exc)) from exc
+
+    def _duty(self, officer: str, start: datetime) -> Duty | None:
+        """The officer's duty during which ``start`` falls, if any."""
+        window = self._duties.get(officer)
+        if window is None or not window[0] <= start <= window[1]:
+            return Duties(self.st.catalog).covering(officer, start)
+        return next((d for d in window[2] if d.starts_at <= start <= d.ends_at), None)
+
     def _row(self, p: PlannedFile, sha: str, size: int, media: Facts, vault_path: str,
              state: str) -> Recording:
         now = self.held_since.get(p.entry.path) or self.st.clock()
-        start, start_from = p.start, p.start_from
-        if start_from == "mtime" and media.creation_time is not None:  # by the recorder's clock
-            start, start_from = corrected(media.creation_time, p.clock_offset_s), "metadata"
-        duty = Duties(self.st.catalog).covering(p.officer, start)
+        start, start_from = _start(p, media)
+        duty = self._duty(p.officer, start)
         times = timing(start, media.duration_s, now, self.st.options.window_hours,
                        duty.returned_at if duty else None)
         record = IngestRecord(
@@ -340,6 +483,18 @@ class Filer:
                                f"{row.start_from}), stored at {_utc(row.ingested_at)}",
                          action="stored with the time as found; the deadline it gives cannot "
                                 "be trusted; the custodian must check the recorder's clock")
+
+
+def _start(p: PlannedFile, media: Facts) -> tuple[datetime, str]:
+    """When the recording began, and what says so."""
+    if p.start_from == "mtime" and media.creation_time is not None:  # by the recorder's clock
+        return corrected(media.creation_time, p.clock_offset_s), "metadata"
+    return p.start, p.start_from
+
+
+def _may_share(copy: Copy) -> bool:
+    """Whether a copy may share a stored file of the same bytes (not empty, not changed)."""
+    return copy.size > 0 and copy.changed is None
 
 
 def _utc(moment: datetime) -> str:

@@ -212,15 +212,27 @@ class Dock:
                                     self.progress, self.names,
                                     self.replayed.held_since if self.replayed else None)
         self.progress.begin(len(files), sum(p.entry.size for p in files))
-        # sidecars last, so the recording each belongs to is in the catalog first
-        for p in sorted(files, key=lambda f: is_sidecar(f.entry.name)):
-            self.progress.file_started(p.entry.path, p.entry.size)
-            self._current = p.entry.path
-            outcome = filer.file(p)
-            self._current = None
+        try:
+            # sidecars last, so the recording each belongs to is in the catalog first
+            for p in sorted(files, key=lambda f: is_sidecar(f.entry.name)):
+                self.progress.file_started(p.entry.path, p.entry.size)
+                self._current = p.entry.path
+                done = filer.file(p)
+                self._current = None
+                self._done(filer, done)
+        except CatalogStopped:
+            filer.drop_group()
+            raise
+        except BaseException:
+            self._done(filer, filer.flush())  # what was verified is recorded, then the stop
+            raise
+        self._done(filer, filer.flush())
+
+    def _done(self, filer: Filer, outcomes: Sequence[FileOutcome]) -> None:
+        for outcome in outcomes:
             self.summary.outcomes.append(outcome)
-            self.summary.bytes_stored = filer.bytes_stored
             self.progress.file_done(outcome.path, outcome.status)
+        self.summary.bytes_stored = filer.bytes_stored
 
     def _catalog(self, read: Any) -> Any:
         try:

@@ -9,8 +9,9 @@ that died; for each:
   is recorded (``copy_adopted``); a copy never linked is linked first. A copy
   whose bytes do not match is moved to quarantine with an explanation. A note
   whose copy is gone is dropped with an explanation.
-- every other temporary file is an unfinished copy: removed, with one
-  explanation (``unfinished_copy_removed``);
+- every other temporary file is a copy never recorded (cut short, or whole and
+  waiting for its group, ingest/filing.py): removed, with one explanation
+  (``unfinished_copy_removed``);
 - its open dock sessions are closed and signed, each with a ``dock_interrupted``
   explanation that gives the catalog's account; a clearing asked for but never
   answered gets the outcome "unknown".
@@ -182,11 +183,13 @@ def _remove(st: IngestContext, owner: str | None, files: list[PurePosixPath],
         session = next((d.session_id for d in st.catalog.open_sessions(st.station_id)
                         if d.owner == owner), None)
     _explain(st, "unfinished_copy_removed", session=session,
-             error=f"{len(files)} unfinished temporary cop{'y' if len(files) == 1 else 'ies'} "
-                   f"({total} bytes) left by {whose}, which stopped while copying",
-             action="removed: an unfinished copy is never recorded as evidence; evidock did "
-                    "not clear the files being copied, so those still on the recorder are "
-                    "copied at the next dock")
+             error=f"{len(files)} temporary cop{'y' if len(files) == 1 else 'ies'} "
+                   f"({total} bytes) left by {whose}, which stopped before recording "
+                   f"{'it' if len(files) == 1 else 'them'} (a copy may have been whole and "
+                   "read back, or cut short: unknown)",
+             action="removed: a copy is evidence only once it is recorded; evidock did not "
+                    "clear the files being copied, so those still on the recorder are copied "
+                    "at the next dock")
     return [f"removed {len(files)} unfinished copies of {whose}"]
 
 

@@ -1,7 +1,8 @@
 """The catalog: engine factory, migrations, and the queries evidock needs.
 
 Every write is one short transaction sealed by its ledger leaf (storage/ledger.py),
-so a row never changes without its trace. Readers open the catalog read-only
+so a row never changes without its trace; a group of small files is recorded in one
+transaction with one leaf a file. Readers open the catalog read-only
 (:meth:`Catalog.open_readonly`): they migrate nothing and can write nothing.
 """
 
@@ -11,7 +12,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -272,6 +273,37 @@ class LogFilter:
     session: str | None = None
 
 
+def _load(db: Session, cls: type[M], key: Any, values: set[Any]) -> Sequence[M]:
+    """The rows of ``cls`` whose ``key`` is one of ``values`` (several: one query)."""
+    if len(values) < 2:
+        return []
+    return db.exec(select(cls).where(col(key).in_(sorted(values)))).all()
+
+
+def _saw(db: Session, device: Device) -> None:
+    """Add a device docked, or note that a known one was seen (what the registry says is
+    kept)."""
+    known = db.get(Device, device.device_no)
+    if known is None:
+        db.add(device)
+        return
+    known.last_seen = max(known.last_seen, device.last_seen)
+    known.model = known.model or device.model
+    known.usb_serial = known.usb_serial or device.usb_serial
+    db.add(known)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A verified recording to insert, with its device and officer; ``pending_id``: the
+    PendingCopy it completes (storage.catalog.Catalog.add_recordings)."""
+
+    rec: Recording
+    device: Device
+    officer: Officer
+    pending_id: int | None = None
+
+
 def _log_conditions(flt: LogFilter) -> list[Any]:
     found: list[Any] = [column == value for column, value in (
         (Recording.device_no, flt.device), (Recording.officer_no, flt.officer),
@@ -446,9 +478,15 @@ class Catalog:
 
     def add_pending(self, pending: PendingCopy) -> PendingCopy:
         """Note a verified copy about to be linked into the vault (see PendingCopy)."""
-        with self.transaction(f"note the copy for {pending.vault_path}") as db:
-            db.add(pending)
+        self.add_pendings([pending])
         return pending
+
+    def add_pendings(self, pendings: Sequence[PendingCopy]) -> None:
+        """Note verified copies about to be linked into the vault, in one transaction."""
+        what = (f"note the copy for {pendings[0].vault_path}" if len(pendings) == 1
+                else f"note {len(pendings)} copies")
+        with self.transaction(what) as db:
+            db.add_all(pendings)
 
     def drop_pending(self, pending_id: int) -> None:
         with self.transaction("forget an unfinished copy") as db:
@@ -463,26 +501,44 @@ class Catalog:
         ``pending_id`` names the PendingCopy this row completes; it goes in the same
         transaction, so the copy is either pending or recorded, never both or neither.
         """
-        with self.transaction(f"record {rec.vault_path}") as db:
-            known = db.get(Device, device.device_no)
-            if known is None:
-                db.add(device)
-            else:  # keep what the registry says; only note that it was seen
-                known.last_seen = max(known.last_seen, device.last_seen)
-                known.model = known.model or device.model
-                known.usb_serial = known.usb_serial or device.usb_serial
-                db.add(known)
-            if db.get(Officer, officer.officer_no) is None:
-                db.add(officer)
-            if pending_id is not None and (found := db.get(PendingCopy, pending_id)):
-                db.delete(found)
-            db.add(rec)
-            db.flush()
-            self.append_event(db, "recording", str(rec.id), {
-                "sha256": rec.sha256, "signature": rec.signature, "vault_path": rec.vault_path,
-                "source_path": rec.source_path, "session": rec.session_id,
-            })
+        self.add_recordings([Stored(rec, device, officer, pending_id)])
         return rec
+
+    def add_recordings(self, items: Sequence[Stored]) -> None:
+        """Insert verified recordings as add_recording() does, all in one transaction (a
+        group of small files: a few statements for all), each with a ledger leaf of its own
+        (its row and the pending note it completes; the first also the devices and
+        officers the group added)."""
+        what = (f"record {items[0].rec.vault_path}" if len(items) == 1
+                else f"record {len(items)} files")
+        with self.transaction(what) as db:
+            # the rows the items read, in one query each (kept here: the session holds them
+            # weakly, and finds them by primary key while they are)
+            loaded = [*_load(db, PendingCopy, PendingCopy.id,
+                             {i.pending_id for i in items} - {None}),
+                      *_load(db, Device, Device.device_no, {i.device.device_no for i in items}),
+                      *_load(db, Officer, Officer.officer_no,
+                             {i.officer.officer_no for i in items})]
+            for device in {i.device.device_no: i.device for i in items}.values():
+                _saw(db, device)
+            for officer in {i.officer.officer_no: i.officer for i in items}.values():
+                if db.get(Officer, officer.officer_no) is None:
+                    db.add(officer)
+            notes: list[set[tuple[str, str]]] = []  # the ledger key of the note each drops
+            for item in items:
+                found = db.get(PendingCopy, item.pending_id) if item.pending_id else None
+                if found is not None:
+                    db.delete(found)
+                notes.append({("pending_copy", str(found.id))} if found else set())
+                db.add(item.rec)
+            db.flush()  # all the rows at once; each recording has its id now
+            ledger.seal_parts(db, self.station_id, [(("recording", str(item.rec.id), {
+                "sha256": item.rec.sha256, "signature": item.rec.signature,
+                "vault_path": item.rec.vault_path, "source_path": item.rec.source_path,
+                "session": item.rec.session_id,
+            }), {("recording", str(item.rec.id)), *note}) for item, note in zip(
+                items, notes, strict=True)])
+            del loaded
 
     def log(self, kind: str, subject: str, payload: dict[str, Any]) -> None:
         """An event with no row of its own."""
@@ -618,6 +674,32 @@ class Catalog:
         with self.reading() as db:
             return db.exec(query.order_by(col(Recording.recording_start).desc())
                            .limit(1)).first()
+
+    def stored_digests(self, digests: Iterable[str]) -> dict[str, Recording]:
+        """The first stored recording of each of these digests the catalog holds."""
+        wanted = sorted(set(digests))
+        if not wanted:
+            return {}
+        query = select(Recording).where(col(Recording.sha256).in_(wanted),
+                                        Recording.state == "stored")
+        found: dict[str, Recording] = {}
+        with self.reading() as db:
+            for rec in db.exec(query.order_by(col(Recording.id))):
+                found.setdefault(rec.sha256, rec)
+        return found
+
+    def vault_paths_taken(self, vault_paths: Iterable[str]) -> set[str]:
+        """Those of ``vault_paths`` a recording, an explanation or a pending copy names."""
+        wanted = sorted(set(vault_paths))
+        if not wanted:
+            return set()
+        taken: set[str] = set()
+        with self.reading() as db:
+            for column in (Recording.vault_path, PendingCopy.vault_path,
+                           Explanation.vault_path):
+                taken.update(p for p in db.exec(select(column).where(col(column).in_(wanted)))
+                             if p is not None)
+        return taken
 
     def vault_path_taken(self, vault_path: str) -> bool:
         """Whether a recording, an explanation or a pending copy names this vault path."""

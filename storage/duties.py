@@ -57,6 +57,14 @@ class Duties:
                 Duty.officer_no == officer_no, col(Duty.starts_at) <= moment,
                 col(Duty.ends_at) >= moment)).first()
 
+    def during(self, officer_no: str, first: datetime, last: datetime) -> Sequence[Duty]:
+        """The officer's duties with any moment from ``first`` to ``last`` (one query for
+        a group of files; duties of an officer never overlap)."""
+        with self.catalog.reading() as db:
+            return db.exec(select(Duty).where(
+                Duty.officer_no == officer_no, col(Duty.starts_at) <= last,
+                col(Duty.ends_at) >= first).order_by(col(Duty.starts_at))).all()
+
     def list(self, officer_no: str | None = None) -> Sequence[Duty]:
         query = select(Duty)
         if officer_no is not None:

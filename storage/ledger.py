@@ -1,4 +1,5 @@
-"""The ledger: every catalog transaction is one leaf of an append-only Merkle tree.
+"""The ledger: every catalog transaction is a leaf of an append-only Merkle tree (a
+group of small files, recorded in one transaction, is one leaf a file: seal_parts).
 
 A leaf is the canonical encoding (docs/formats.md) of what the transaction did:
 the event it stands for (kind, subject, payload) and the full new values of every
@@ -124,9 +125,9 @@ def watch(db: Session) -> None:
 
 
 def note_event(db: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
-    """Name what this transaction does; one event per transaction."""
+    """Name what this transaction (or its current leaf) does; one event a leaf."""
     if _EVENT in db.info:
-        raise RuntimeError(f"one ledger event per transaction ({db.info[_EVENT][0]} already)")
+        raise RuntimeError(f"one ledger event a leaf ({db.info[_EVENT][0]} already)")
     db.info[_EVENT] = (kind, subject, payload)
 
 
@@ -164,32 +165,56 @@ def leaf_body(seq: int, at: datetime, station: str | None,
     })
 
 
-def seal(db: Session, station: str | None) -> LedgerLeaf | None:
-    """Append this transaction's leaf (after its last flush); None if it changed nothing."""
+#: One leaf of a transaction of several: its event, and the (table, key) of the rows it
+#: changed.
+Part = tuple[tuple[str, str, dict[str, Any]], set[tuple[str, str]]]
+
+
+def seal(db: Session, station: str | None) -> None:
+    """Append this transaction's leaf (after its last flush), if it changed anything."""
     db.flush()
     event.remove(db, "after_flush", _collect)
     changes = db.info.pop(_CHANGES)
     ev = db.info.pop(_EVENT, None)
-    if not changes and ev is None:
-        return None
+    if changes or ev is not None:
+        _append(db, station, [(ev, changes)])
+
+
+def seal_parts(db: Session, station: str | None, parts: Sequence[Part]) -> None:
+    """Append what the transaction did so far as one leaf a part, in order (a group of
+    recordings: one leaf each); a change no part names goes in the first leaf. Then
+    collect for the transaction's own leaf again."""
+    db.flush()
+    if _EVENT in db.info:
+        raise RuntimeError("an event for the whole transaction, and parts with their own")
+    rest = dict(db.info[_CHANGES])
+    leaves = [(ev, {key: rest.pop(key) for key in keys if key in rest}) for ev, keys in parts]
+    if leaves:
+        leaves[0][1].update(rest)
+        _append(db, station, leaves)
+    db.info[_CHANGES] = {}
+
+
+def _append(db: Session, station: str | None,
+            leaves: Sequence[tuple[tuple[str, str, dict[str, Any]] | None,
+                                   Mapping[tuple[str, str], dict[str, Any] | None]]]) -> None:
     # The transaction already holds the catalog's write lock (storage/catalog.py); the
     # head row is read locked too (FOR UPDATE on PostgreSQL), a second guard.
     head = db.exec(select(LedgerHead).where(col(LedgerHead.id) == 1).with_for_update()
                    .execution_options(populate_existing=True)).one()
-    seq, at = head.size, now_utc()
-    body = leaf_body(seq, at, station, ev, changes)
-    digest = leaf_hash(body)
-    frontier = frontier_append([bytes.fromhex(h) for h in json.loads(head.frontier)], seq,
-                               digest)
-    head.size = seq + 1
+    frontier = [bytes.fromhex(h) for h in json.loads(head.frontier)]
+    for ev, changes in leaves:
+        seq, at = head.size, now_utc()
+        body = leaf_body(seq, at, station, ev, changes)
+        digest = leaf_hash(body)
+        frontier = frontier_append(frontier, seq, digest)
+        head.size = seq + 1
+        db.add(LedgerLeaf(seq=seq, at=at, kind=ev[0] if ev else "change",
+                          subject=ev[1] if ev else "", body=body.decode("ascii"),
+                          leaf_hash=digest.hex()))
     head.frontier = json.dumps([h.hex() for h in frontier])
     head.root = frontier_root(frontier).hex()
     db.add(head)
-    leaf = LedgerLeaf(seq=seq, at=at, kind=ev[0] if ev else "change",
-                      subject=ev[1] if ev else "", body=body.decode("ascii"),
-                      leaf_hash=digest.hex())
-    db.add(leaf)
-    return leaf
 
 
 # Reading it back ------------------------------------------------------------------

@@ -28,7 +28,7 @@ import os
 import re
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -310,18 +310,26 @@ class Vault:
                 return candidate
         raise VaultError(f"vault: no free name for {rel}")
 
-    def link(self, source: Path, rel: PurePosixPath) -> None:
-        """Give ``source`` the name ``rel`` durably; VaultError(EEXIST) if it is taken."""
+    def link(self, source: Path, rel: PurePosixPath, *, sync: bool = True) -> None:
+        """Give ``source`` the name ``rel``; VaultError(EEXIST) if it is taken. The name is
+        durable when this returns, or (``sync=False``) once sync_folders() had its folder."""
         final = self.path(rel)
         self._make_dirs(final.parent)
         try:
             os.link(source, final)
         except OSError as exc:
             raise _vault_error("link", rel, exc) from exc
-        try:
-            fsync_dir(final.parent)
-        except OSError as exc:
-            raise _vault_error("sync folder of", rel, exc) from exc
+        if sync:
+            self.sync_folders([rel])
+
+    def sync_folders(self, names: Iterable[PurePosixPath]) -> None:
+        """Make the names given in the folders of ``names`` durable: one fsync a folder."""
+        folders = {rel.parent: rel for rel in names}
+        for rel in folders.values():
+            try:
+                fsync_dir(self.path(rel).parent)
+            except OSError as exc:
+                raise _vault_error("sync folder of", rel, exc) from exc
 
     # Reading -----------------------------------------------------------------
 
@@ -417,10 +425,16 @@ class VaultWriter:
         """SHA-256 and size of the sealed copy, read from the disk."""
         return self.vault._digest(self.tmp_file, self.rel)
 
-    def place(self, rel: PurePosixPath) -> None:
+    def place(self, rel: PurePosixPath, *, sync: bool = True) -> None:
         """Link the sealed copy to ``rel`` (VaultError EEXIST if taken), then drop the
-        temporary name."""
-        self.vault.link(self.tmp_file, rel)
+        temporary name. ``sync=False``: the caller syncs the folder (Vault.sync_folders)
+        and then calls done(); the temporary name stays until then."""
+        self.vault.link(self.tmp_file, rel, sync=sync)
+        if sync:
+            self._remove_tmp()
+
+    def done(self) -> None:
+        """The copy's name in the vault is durable: drop the temporary name."""
         self._remove_tmp()
 
     def discard(self) -> None:
