@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devices.media import ShiftPlan, record_shift
+from devices.media import ShiftPlan, record_shift, recorder_name
+from ingest.filing import GROUP_FILES
 from tests.conftest import ZONE
 from tests.pgserver import PASSWORD, PgServer
 
@@ -138,14 +139,25 @@ def test_an_outage_mid_dock_loses_nothing_and_is_explained(
     root, url = site
     env = station_env(root, url, "north")
     volume = root / "recorder"
+    end = datetime.now(UTC) - timedelta(hours=1)
     made = record_shift(volume, ShiftPlan(clips=24, clip_seconds=4.0, truncated=False),
-                        datetime.now(UTC) - timedelta(hours=1), ZONE)
+                        end, ZONE)
+    # Small files are recorded in groups (ingest/filing.py): enough of them that the
+    # server stops after the first group is recorded and before the last.
+    clips = [p for p in made if p.suffix == ".MP4"]
+    for n in range(3 * GROUP_FILES):
+        extra = volume / "DCIM" / "101MEDIA" / recorder_name(
+            "ZFY0001", "100231", end.astimezone(ZONE) - timedelta(minutes=30, seconds=5 * n),
+            "MP4")
+        extra.parent.mkdir(exist_ok=True)
+        extra.write_bytes(clips[n % len(clips)].read_bytes() + n.to_bytes(4, "big"))
+        made.append(extra)
     (root / "first").mkdir()
     assert run(env, "ingest", str(root / "first")).returncode == 0  # the station's store
     proc = subprocess.Popen([EVIDOCK, "ingest", str(volume)], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        wait_for_recordings(url, 3, proc)
+        wait_for_recordings(url, 1, proc)
         pg.stop("immediate")  # the site's server goes away mid-dock
         out, err = proc.communicate(timeout=120)
     finally:
