@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -12,10 +13,13 @@ from typing import Any, Protocol
 
 from devices.volume import SkippedEntry, SourceEntry
 from storage.catalog import Catalog
+from storage.errors import CatalogError
 from storage.keys import StationKey
 from storage.models import Explanation, LoggedDeviceEvent, now_utc
 from storage.spool import Spool
 from storage.vault import Vault
+
+log = logging.getLogger(__name__)
 
 
 class OpenSource(Protocol):
@@ -119,11 +123,24 @@ class IngestContext:
 
     def close(self) -> None:
         try:
-            self.vault.close()
+            self.vault.close(keep=self._notes_left())
             self.catalog.close()
         finally:
             if self.on_close is not None:
                 self.on_close()
+
+    def _notes_left(self) -> bool:
+        """Whether the catalog notes copies of this process still pending (a catalog lost
+        between a note and its row), or cannot be asked: its work folder must stay."""
+        owner = self.vault.claimed
+        if owner is None:
+            return False
+        try:
+            return bool(self.catalog.pending(owner))
+        except CatalogError as exc:
+            log.warning("the catalog cannot say whether copies of this process wait to be "
+                        "recorded (%s): its work folder stays for the next start", exc)
+            return True
 
 
 @dataclass

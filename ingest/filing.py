@@ -314,9 +314,12 @@ class Filer:
                 r.row = self._row(r.p, r.copy.sha256, r.copy.size, Facts.of(r.media),
                                   str(r.rel), "quarantined" if r.problem else "stored")
                 named.append(r)
+            # a copy kept in quarantine carries its fault in the note: a crash before its
+            # row is recorded does not lose the explanation (ingest/recovery.py writes it)
             notes = [PendingCopy(owner=vault.owner, session_id=self.session_id,
                                  tmp_path=str(r.copy.writer.tmp), vault_path=str(r.rel),
-                                 row_json=row_json(r.row), created_at=self.st.clock())
+                                 row_json=row_json(r.row, self._fault(r)),
+                                 created_at=self.st.clock())
                      for r in named if r.row is not None]
             if notes:
                 catalog.add_pendings(notes)
@@ -345,15 +348,22 @@ class Filer:
         placed.extend(linked)
         return again
 
+    @staticmethod
+    def _fault(r: Ready) -> dict[str, str] | None:
+        """The explanation a copy kept in quarantine is recorded with."""
+        if r.problem is None:
+            return None
+        kind, error = r.problem
+        return {"kind": kind, "error": error,
+                "action": f"the copy is kept in quarantine at {r.rel}; " + KEPT_IN_QUARANTINE}
+
     def _recorded(self, r: Ready) -> FileOutcome:
         assert r.row is not None and r.rel is not None
         self.bytes_stored += r.copy.size
-        if r.problem is not None:
-            kind, error = r.problem
-            self.explain(kind, path=r.path, device=r.p.device, error=error,
-                         recording_id=r.row.id, vault_path=r.rel,
-                         action=f"the copy is kept in quarantine at {r.rel}; "
-                                + KEPT_IN_QUARANTINE)
+        fault = self._fault(r)
+        if fault is not None:
+            self.explain(fault["kind"], path=r.path, device=r.p.device, error=fault["error"],
+                         recording_id=r.row.id, vault_path=r.rel, action=fault["action"])
         self._follow_rules(r.p, r.row)
         return FileOutcome(r.path, r.row.state, recording_id=r.row.id, vault_path=str(r.rel))
 

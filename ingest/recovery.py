@@ -40,6 +40,7 @@ from storage.models import (
     Officer,
     PendingCopy,
     Recording,
+    fault_of,
     row_from_json,
 )
 from storage.retention import finish_purges
@@ -136,12 +137,18 @@ def _finish_pending(st: IngestContext, pending: PendingCopy) -> str:
     now = st.clock()
     catalog.add_recording(row, Device(device_no=row.device_no, first_seen=now, last_seen=now),
                           Officer(officer_no=row.officer_no), pending_id=pending.id)
+    fault = fault_of(pending.row_json)
     _explain(st, "copy_adopted", session=pending.session_id, recording=row,
              vault_path=pending.vault_path,
              error=f"the dock stopped after its verified copy of {row.source_path} was made but "
                    "before it was recorded",
              action=f"the copy at {final} read back identical to the signed record "
-                    f"(SHA-256 {sha}) and was recorded as recording {row.id}")
+                    f"(SHA-256 {sha}) and was recorded as recording {row.id}"
+                    + (f", in quarantine ({fault['kind']}: its explanation follows)"
+                       if fault else ""))
+    if fault is not None:  # what the dock would have written with the row
+        _explain(st, fault["kind"], session=pending.session_id, recording=row,
+                 vault_path=pending.vault_path, error=fault["error"], action=fault["action"])
     return f"recorded the verified copy at {final} (recording {row.id})"
 
 

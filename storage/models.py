@@ -364,16 +364,31 @@ class LoggedDeviceEvent(SQLModel, table=True):
     clock_offset_s: int | None = None
 
 
-def row_json(row: SQLModel) -> str:
-    """A row as JSON (times as ISO 8601), to be rebuilt by ``row_from_json``."""
-    return row.model_dump_json()
+def row_json(row: SQLModel, fault: dict[str, str] | None = None) -> str:
+    """A row as JSON (times as ISO 8601), to be rebuilt by ``row_from_json``; ``fault``
+    (a pending copy kept in quarantine): the explanation its recording is written with,
+    under the key ``fault`` (``fault_of``)."""
+    if fault is None:
+        return row.model_dump_json()
+    return json.dumps({**json.loads(row.model_dump_json()), "fault": fault})
 
 
 def row_from_json(cls: type[M], text: str) -> M:
     """Rebuild a row written by ``row_json``: ISO times become aware datetimes again."""
     data: dict[str, Any] = json.loads(text)
-    for column in cls.__table__.columns:  # type: ignore[attr-defined]
-        value = data.get(column.name)
+    columns = cls.__table__.columns  # type: ignore[attr-defined]
+    row: dict[str, Any] = {}
+    for column in columns:
+        if column.name not in data:
+            continue
+        value = data[column.name]
         if isinstance(column.type, UTCDateTime) and isinstance(value, str):
-            data[column.name] = datetime.fromisoformat(value)
-    return cls(**data)
+            value = datetime.fromisoformat(value)
+        row[column.name] = value
+    return cls(**row)
+
+
+def fault_of(text: str) -> dict[str, str] | None:
+    """The ``fault`` that ``row_json`` wrote beside the row, if any."""
+    fault = json.loads(text).get("fault")
+    return fault if isinstance(fault, dict) else None

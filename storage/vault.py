@@ -177,13 +177,20 @@ class Vault:
             raise _vault_error("claim a work folder in", work, exc) from exc
         self._owner, self._owner_fd = owner, fd
 
-    def close(self) -> None:
-        """Give up this process's work folder: removed if empty, and its lock released."""
+    @property
+    def claimed(self) -> str | None:
+        """This process's owner id if it claimed a work folder, else None (claims nothing)."""
+        return self._owner
+
+    def close(self, *, keep: bool = False) -> None:
+        """Give up this process's work folder: its lock released, and the folder removed if
+        empty, unless ``keep`` (the catalog notes copies of this owner, or cannot say: the
+        next start's recovery finds the folder and finishes them)."""
         if self._owner is None or self._owner_fd is None:
             return
         folder = self.base / WORK / self._owner
         try:
-            if not self.leftovers_of(self._owner):
+            if not keep and not self.leftovers_of(self._owner):
                 (folder / _LOCK).unlink(missing_ok=True)
                 folder.rmdir()
         except (OSError, VaultError) as exc:

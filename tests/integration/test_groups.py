@@ -13,12 +13,19 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from agent.settings import Settings
+from agent.station import open_station
 from devices.media import make_photo, recorder_name
 from devices.volume import FolderVolume
 from ingest.dock import DockInterrupted, IngestContext, NoProgress
 from ingest.filing import GROUP_FILES
+from ingest.recovery import recover
 from ingest.verify import verify_store
-from tests.conftest import SHIFT_END, ZONE, run_dock
+from storage.catalog import Catalog
+from storage.errors import CatalogError
+from tests.conftest import SHIFT_END, ZONE, Clock, run_dock
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
 PHOTOS = 150
@@ -139,3 +146,34 @@ def test_a_kill_while_a_group_waits_leaves_copies_the_next_start_removes(
     assert len(json.loads(listed.stdout)) == 400  # every photo once
     ok = subprocess.run([EVIDOCK, "verify"], capture_output=True, text=True, check=False)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+def test_a_fault_kept_in_quarantine_is_explained_even_if_the_dock_stops_before_its_row(
+        settings: Settings, clock: Clock, station: IngestContext, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    volume = tmp_path / "volume"
+    photos(volume, 20)
+    (volume / "DCIM" / "100MEDIA" / "DSJ_ZFY0001_100231_20261120_150000.JPG").write_bytes(b"")
+
+    def lost(self: Catalog, items: object) -> None:  # the catalog goes away between the
+        raise CatalogError("catalog: cannot record: the server closed the connection")
+    monkeypatch.setattr(Catalog, "add_recordings", lost)  # group's note and its rows
+    summary = run_dock(station, FolderVolume(volume))
+    monkeypatch.undo()
+    assert summary.error and "noted as pending: the next start records them" in summary.error
+    assert station.catalog.count_recordings() == 0 and len(station.catalog.pending()) == 21
+    assert not [e for e in station.catalog.explanations() if e.kind == "empty_file"]
+    station.close()  # as the process ends: its work folder is free to recover
+    st = open_station(settings)
+    st.clock = clock
+    recover(st)
+    [empty] = [e for e in st.catalog.explanations() if e.kind == "empty_file"]
+    [rec] = [r for r in st.catalog.recordings() if r.size == 0]
+    assert rec.state == "quarantined" and empty.recording_id == rec.id
+    assert empty.vault_path == rec.vault_path and "kept in quarantine" in empty.action
+    adopted = [e for e in st.catalog.explanations() if e.kind == "copy_adopted"]
+    assert len(adopted) == 21
+    assert sum("in quarantine (empty_file: its explanation follows)" in e.action
+               for e in adopted) == 1
+    assert st.catalog.count_recordings() == 21
+    assert verify_store(st.catalog, st.vault, {st.key.key_id: st.key.public}).ok
