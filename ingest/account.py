@@ -18,7 +18,8 @@ def dock_account(catalog: Catalog, dock: DockSession) -> str:
         clearings = catalog.clearings(dock.session_id)
     except CatalogError as exc:
         return f"what this dock stored is unknown: the catalog cannot be read ({exc})"
-    parts = [f"the catalog holds {stored} recording(s) stored by this dock"]
+    parts = [f"the catalog holds {stored} recording(s) made by this dock (stored, or kept "
+             "in quarantine)"]
     if dock.files_seen:
         left = max(dock.files_seen - stored - dock.files_already_held, 0)
         parts.append(f"of the {dock.files_seen} file(s) listed on the volume, "

@@ -152,7 +152,7 @@ def test_a_recorder_pulled_mid_copy_is_explained_and_resumed_next_dock(
     assert why["source_path"].endswith(big.name) and "removed" in why["error"]
     stored = len(evidock_json("log"))
     assert "was discarded" in why["action"] and "stay on the recorder" not in why["action"]
-    assert f"the catalog holds {stored} recording(s) stored by this dock" in why["action"]
+    assert f"the catalog holds {stored} recording(s) made by this dock" in why["action"]
 
     again = recorder(bus, recent_volume, "SIM-P", "ZFY0001").plug()
     status = daemon.wait(lambda s: sum(r["usb_serial"] == "SIM-P" for r in s["recent"]) == 2,

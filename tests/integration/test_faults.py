@@ -78,7 +78,7 @@ def test_a_read_only_vault_stores_nothing_and_says_so(
     summary = run_dock(ctx, FolderVolume(volume))
     [why] = [e for e in summary.explanations if e.rule == "R3"]
     assert why.kind == "vault_read_only" and "Read-only file system" in why.error
-    assert "the catalog holds 0 recording(s) stored by this dock" in why.action
+    assert "the catalog holds 0 recording(s) made by this dock" in why.action
     assert ctx.catalog.count_recordings() == 0
     [dock] = ctx.catalog.sessions()
     assert dock.finished_at is not None and dock.files_stored == 0

@@ -106,7 +106,7 @@ def test_a_stop_records_the_files_waiting_in_their_group_first(
     assert station.catalog.count_recordings() == 89 == summary.count("stored")
     assert not list(station.vault.temporaries()) and not station.catalog.pending()
     [stop] = [e for e in summary.explanations if e.kind == "dock_interrupted"]
-    assert "the catalog holds 89 recording(s) stored by this dock" in stop.action
+    assert "the catalog holds 89 recording(s) made by this dock" in stop.action
     again = run_dock(station, FolderVolume(volume))
     assert again.count("stored") == 11 and again.count("already_held") == 89
     assert verify_store(station.catalog, station.vault,

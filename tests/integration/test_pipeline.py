@@ -219,7 +219,7 @@ def test_recovery_adopts_a_verified_copy_removes_leftovers_and_closes_the_sessio
     assert station.vault.digest(row.vault_path) == (row.sha256, 14)
     got = {e.kind: e for e in station.catalog.explanations(session_id="s-dead")}
     assert set(got) == {"copy_adopted", "unfinished_copy_removed", "dock_interrupted"}
-    assert "holds 1 recording(s) stored by this dock" in got["dock_interrupted"].action
+    assert "holds 1 recording(s) made by this dock" in got["dock_interrupted"].action
     [dead] = station.catalog.sessions()
     assert dead.finished_at is not None and dead.signature and dead.files_stored == 1
     after = verify_store(station.catalog, station.vault, keys)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 EVIDOCK = str(Path(sys.executable).with_name("evidock"))
-HELD = re.compile(r"the catalog holds (\d+) recording\(s\) stored by this dock")
+HELD = re.compile(r"the catalog holds (\d+) recording\(s\) made by this dock")
 LISTED = re.compile(r"of the (\d+) file\(s\) listed on the volume, (\d+) were already held and "
                     r"(\d+) were not stored by this dock")
 SIGNAL_EXIT_S = 5.0  # the bound: signal to exit
