@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -48,6 +49,30 @@ def photos(folder: Path, count: int, twins: int = 0) -> None:
         made.append(data)
         name = recorder_name("ZFY0001", "100231", start + timedelta(seconds=7 * n), "JPG")
         (media / name).write_bytes(data)
+
+
+def sealed_copies(work: Path) -> int:
+    """Copies whole and read back (made read-only) in the work folders, not yet linked.
+    Folders and copies come and go while this looks: what went meanwhile is not counted."""
+    if not work.is_dir():
+        return 0
+    count = 0
+    for owner in os.listdir(work):
+        if owner.startswith("."):  # a work folder being made: never holds a copy
+            continue
+        try:
+            names = os.listdir(work / owner)
+        except (FileNotFoundError, NotADirectoryError):  # removed meanwhile, or a lock file
+            continue
+        for name in names:
+            if not name.startswith(".tmp-"):
+                continue
+            try:
+                mode = (work / owner / name).stat().st_mode
+            except FileNotFoundError:  # linked and removed, or discarded, meanwhile
+                continue
+            count += mode & 0o222 == 0
+    return count
 
 
 def leaves(station: IngestContext) -> list[dict[str, object]]:
@@ -123,8 +148,7 @@ def test_a_kill_while_a_group_waits_leaves_copies_the_next_start_removes(
     waiting = 0
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
-        # copies whole and read back, but not yet noted (a group being gathered)
-        waiting = sum(1 for f in work.glob("*/.tmp-*") if f.stat().st_mode & 0o222 == 0)
+        waiting = sealed_copies(work)
         if waiting >= 10:
             proc.send_signal(signal.SIGKILL)
             break
