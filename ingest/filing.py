@@ -217,7 +217,7 @@ class Filer:
     def _copy(self, p: PlannedFile, target: PurePosixPath) -> Copy:
         opts = self.st.options
         with self.volume.open(p.entry) as source:
-            writer = self.st.vault.writer(target)
+            writer = self.st.vault.writer(target, read_back=opts.verify_reread)
             try:
                 # Threads pay off over many blocks; for a file of one block (a photo)
                 # starting them costs more than the copy (about 2 ms a file, measured).

@@ -13,7 +13,8 @@ filed it) and each station's work folders under ``stations/<station>/.work/``: a
 recovers only what its own processes left.
 
 A file is written to a temporary file in its writer's work folder, fsynced, made
-read-only, read back, then linked to its final name (``link`` fails rather than
+read-only, read back (each range from the disk once it is durable, while later ranges are
+written: storage/readback.py), then linked to its final name (``link`` fails rather than
 overwrite) and the folder is fsynced. Nothing in the vault is ever rewritten.
 A work folder whose lock nobody holds belongs to a process that died: recovery
 (ingest/recovery.py) finishes or removes what it left.
@@ -36,6 +37,7 @@ from typing import Protocol
 from storage.durable import current_umask, fsync_dir
 from storage.errors import VaultError
 from storage.hashing import hash_fd
+from storage.readback import ReadBack
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +298,10 @@ class Vault:
 
     # Writing -----------------------------------------------------------------
 
-    def writer(self, rel: PurePosixPath) -> VaultWriter:
-        """Open a temporary file in this process's work folder; place() names it ``rel``."""
+    def writer(self, rel: PurePosixPath, *, read_back: bool = False) -> VaultWriter:
+        """Open a temporary file in this process's work folder; place() names it ``rel``.
+        ``read_back``: each range is read back from the disk once it is durable, while
+        later ones are written (readback() then only finishes the job)."""
         self.path(rel)  # refuses what is not a vault path
         folder = self.base / WORK / self.owner
         name = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
@@ -306,7 +310,15 @@ class Vault:
                          0o600)
         except OSError as exc:
             raise _vault_error("create a file in", folder, exc) from exc
-        return VaultWriter(self, rel, self.base_rel / WORK / self.owner / name, fd)
+        check = None
+        if read_back:
+            try:
+                check = ReadBack(os.open(folder / name, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as exc:
+                os.close(fd)
+                (folder / name).unlink()
+                raise _vault_error("open for reading back", folder / name, exc) from exc
+        return VaultWriter(self, rel, self.base_rel / WORK / self.owner / name, fd, check)
 
     def free_name(self, rel: PurePosixPath, taken: Callable[[str], bool]) -> PurePosixPath:
         """``rel``, or ``name~2``, ``~3``...: the first with no file and not ``taken``."""
@@ -388,13 +400,15 @@ class VaultWriter:
     """A file being written into the vault: write(), seal(), readback(), then place() or
     discard(). Until placed it is a temporary file in the writer's work folder."""
 
-    def __init__(self, vault: Vault, rel: PurePosixPath, tmp: PurePosixPath, fd: int):
+    def __init__(self, vault: Vault, rel: PurePosixPath, tmp: PurePosixPath, fd: int,
+                 check: ReadBack | None = None):
         self.vault = vault
         self.rel = rel
         self.tmp = tmp  # relative to the vault root
         self.fd: int | None = fd
         self.written = 0
         self._since_sync = 0
+        self._check = check  # reads back the ranges made durable (Vault.writer(read_back))
 
     @property
     def tmp_file(self) -> Path:
@@ -412,6 +426,8 @@ class VaultWriter:
             if self._since_sync >= self.vault.fsync_every:
                 self.vault.ops.fdatasync(self.fd)
                 self._since_sync = 0
+                if self._check is not None:
+                    self._check.durable(self.written)
         except OSError as exc:
             raise _vault_error("write", self.rel, exc) from exc
 
@@ -430,7 +446,13 @@ class VaultWriter:
 
     def readback(self) -> tuple[str, int]:
         """SHA-256 and size of the sealed copy, read from the disk."""
-        return self.vault._digest(self.tmp_file, self.rel)
+        check, self._check = self._check, None
+        if check is None:
+            return self.vault._digest(self.tmp_file, self.rel)
+        try:
+            return check.result()
+        except OSError as exc:
+            raise _vault_error("read back", self.rel, exc) from exc
 
     def place(self, rel: PurePosixPath, *, sync: bool = True) -> None:
         """Link the sealed copy to ``rel`` (VaultError EEXIST if taken), then drop the
@@ -451,6 +473,9 @@ class VaultWriter:
         self._remove_tmp()
 
     def _remove_tmp(self) -> None:
+        if self._check is not None:  # not read back: stop reading
+            self._check.cancel()
+            self._check = None
         try:
             self.tmp_file.unlink(missing_ok=True)
         except OSError as exc:
