@@ -22,7 +22,8 @@ copied, since it could not be recorded.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
@@ -115,6 +116,55 @@ class Ready:
         return self.p.entry.path
 
 
+class _Cancelled(Exception):
+    """A copy ahead is no longer wanted (the dock ends before it)."""
+
+
+class _Ahead:
+    """The next file's copy, made on a thread of its own while the file before it is read
+    back, checked and recorded: the recorder is read without pause. Only one copy reads
+    the recorder at a time."""
+
+    def __init__(self, p: PlannedFile, copy: Callable[[Callable[[], None]], Copy]):
+        self.p = p
+        self._cancelled = False
+        self._copy: Copy | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(copy,), name="copy-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, copy: Callable[[Callable[[], None]], Copy]) -> None:
+        try:
+            self._copy = copy(self._go_on)
+        except BaseException as exc:  # noqa: BLE001  (raised again by take())
+            self._error = exc
+
+    def _go_on(self) -> None:
+        if self._cancelled:
+            raise _Cancelled
+
+    def take(self) -> Copy:
+        """The copy, or what its making raised (a SourceError, a VaultError, a stop...)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._copy is not None
+        return self._copy
+
+    def wait(self) -> None:
+        """Wait until the copy is made (or failed); take() then gives it."""
+        self._thread.join()
+
+    def discard(self) -> None:
+        """Stop the copy (at its next block) and remove what it wrote."""
+        self._cancelled = True
+        self._thread.join()
+        if self._copy is not None:
+            self._copy.writer.discard()
+            self._copy = None
+
+
 class Filer:
     """Files the planned files of one dock session."""
 
@@ -135,13 +185,15 @@ class Filer:
         self.bytes_stored = 0
         self._group: list[Ready] = []  # checked copies waiting to be recorded together
         self._duties: dict[str, Window] = {}  # of the officers of the group
+        self._ahead: _Ahead | None = None  # the next file's copy, being made
 
-    def file(self, p: PlannedFile) -> list[FileOutcome]:
+    def file(self, p: PlannedFile, following: PlannedFile | None = None) -> list[FileOutcome]:
         """Copy and check one planned file; the outcomes of the files recorded or failed by
         now: this one's, or none (a small file waits for its group: flush()), and those of
-        the group it closed."""
+        the group it closed. ``following``: the file the dock files next, copied meanwhile
+        (file() takes that copy; drop_ahead() discards it if the dock ends first)."""
         done = self.flush() if self._group and not self._joins(p) else []
-        got = self._verified(p)
+        got = self._verified(p, following)
         if isinstance(got, FileOutcome):
             return [*done, got]
         try:
@@ -178,15 +230,20 @@ class Filer:
         for r in group:
             r.copy.writer.discard()
 
+    def drop_ahead(self) -> None:
+        """Discard the next file's copy if one is being made (the dock ends before it)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.discard()
+
     # Copy, read back, check -------------------------------------------------
 
-    def _verified(self, p: PlannedFile) -> Ready | FileOutcome:
+    def _verified(self, p: PlannedFile, following: PlannedFile | None) -> Ready | FileOutcome:
         path = p.entry.path
-        target = relative_path(agency=self.st.agency, device=p.device, officer=p.officer,
-                               start=p.start, original_name=p.entry.name)
+        target = self._target(p)
         for attempt in range(1, MAX_COPY_ATTEMPTS + 1):
             try:
-                copy = self._copy(p, target)
+                copy = self._copy_of(p, target)
             except SourceError as exc:
                 self.explain(exc.kind, path=path, device=p.device, error=str(exc),
                              action=exc.action or "the partial copy was discarded; "
@@ -197,6 +254,8 @@ class Filer:
                 self.explain(kind, path=path, device=p.device, error=str(exc),
                              action="the partial copy was discarded; " + self.not_stored)
                 return FileOutcome(path, "failed", detail=kind)
+            if following is not None and self._ahead is None:
+                self._ahead = self._copy_ahead(following)
             mismatch = self._read_back(copy)
             if mismatch is None:
                 try:
@@ -214,8 +273,37 @@ class Filer:
                              "copying again" if again else self.not_stored))
         return FileOutcome(path, "failed", detail="digest_mismatch")
 
-    def _copy(self, p: PlannedFile, target: PurePosixPath) -> Copy:
+    def _target(self, p: PlannedFile) -> PurePosixPath:
+        return relative_path(agency=self.st.agency, device=p.device, officer=p.officer,
+                             start=p.start, original_name=p.entry.name)
+
+    def _copy_ahead(self, p: PlannedFile) -> _Ahead:
+        target = self._target(p)
+
+        def copy(go_on: Callable[[], None]) -> Copy:
+            return self._copy(p, target, go_on)
+        return _Ahead(p, copy)
+
+    def _copy_of(self, p: PlannedFile, target: PurePosixPath) -> Copy:
+        """``p``'s copy: the one made ahead, else one made now (once no copy ahead is
+        reading the recorder: one read of it at a time)."""
+        ahead = self._ahead
+        if ahead is not None and ahead.p is p:
+            self._ahead = None
+            return ahead.take()
+        if ahead is not None:  # p is copied again (a mismatch): the copy ahead is kept
+            ahead.wait()
+        return self._copy(p, target)
+
+    def _copy(self, p: PlannedFile, target: PurePosixPath,
+              go_on: Callable[[], None] | None = None) -> Copy:
         opts = self.st.options
+
+        def advance(nbytes: int) -> None:
+            if go_on is not None:
+                go_on()
+            self.progress.advance(nbytes)
+
         with self.volume.open(p.entry) as source:
             writer = self.st.vault.writer(target, read_back=opts.verify_reread)
             try:
@@ -224,7 +312,7 @@ class Filer:
                 sha, size = hash_stream(source, writer, block_size=opts.block_size,
                                         threaded=opts.hash_thread
                                         and p.entry.size > opts.block_size,
-                                        on_bytes=self.progress.advance)
+                                        on_bytes=advance)
                 changed: SourceError | None = None
                 try:
                     source.finish()

@@ -212,20 +212,24 @@ class Dock:
                                     self.progress, self.names,
                                     self.replayed.held_since if self.replayed else None)
         self.progress.begin(len(files), sum(p.entry.size for p in files))
+        # sidecars last, so the recording each belongs to is in the catalog first
+        ordered = sorted(files, key=lambda f: is_sidecar(f.entry.name))
         try:
-            # sidecars last, so the recording each belongs to is in the catalog first
-            for p in sorted(files, key=lambda f: is_sidecar(f.entry.name)):
+            for n, p in enumerate(ordered):
                 self.progress.file_started(p.entry.path, p.entry.size)
                 self._current = p.entry.path
-                done = filer.file(p)
+                done = filer.file(p, ordered[n + 1] if n + 1 < len(ordered) else None)
                 self._current = None
                 self._done(filer, done)
         except CatalogStopped:
+            filer.drop_ahead()
             filer.drop_group()
             raise
         except BaseException:
+            filer.drop_ahead()
             self._done(filer, filer.flush())  # what was verified is recorded, then the stop
             raise
+        filer.drop_ahead()  # (none: the last file has no next one)
         self._done(filer, filer.flush())
 
     def _done(self, filer: Filer, outcomes: Sequence[FileOutcome]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,18 +92,27 @@ class FaultyOps(OsFileOps):
 
     def __init__(self, *, fail_write: int | None = None, corrupt_attempts: int = 0):
         self.fail_write = fail_write
-        self.corrupt_attempts = corrupt_attempts
+        self.corrupt_attempts = corrupt_attempts  # copies of the first file written badly
         self.writes = 0
         self.seen: set[str] = set()
+        self.victim: bytes | None = None  # the first file's first block
+        self.corrupted = 0
+        self.lock = threading.Lock()  # the next file is copied while one is checked
 
     def write(self, fd: int, data: bytes | memoryview) -> int:
-        self.writes += 1
-        if self.writes == self.fail_write:
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
-        tmp = os.readlink(f"/proc/self/fd/{fd}")  # each copy attempt has its own name
-        first_block = tmp not in self.seen
-        self.seen.add(tmp)
-        if first_block and len(self.seen) <= self.corrupt_attempts:
+        with self.lock:
+            self.writes += 1
+            if self.writes == self.fail_write:
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            tmp = os.readlink(f"/proc/self/fd/{fd}")  # each copy attempt has its own name
+            first_block = tmp not in self.seen
+            self.seen.add(tmp)
+            if first_block and self.victim is None:
+                self.victim = bytes(data)
+            bad = (first_block and bytes(data) == self.victim
+                   and self.corrupted < self.corrupt_attempts)
+            self.corrupted += bad
+        if bad:
             flipped = bytearray(data)
             flipped[0] ^= 0xFF
             return os.write(fd, flipped)
