@@ -37,15 +37,11 @@ test: lint
 	$(BIN)/pytest
 	$(BIN)/pytest --catalog=postgres -m "not torture" $(PG_SUITES)
 
+# Every benchmark, one after the other: one table, one JSON in bench/results/ (bench/suite.py).
 bench:
 	scripts/system-deps.sh test
 	$(MAKE) --no-print-directory $(VENV)/.test
-	$(BIN)/python bench/ingest_bench.py --site
-	$(BIN)/python bench/dock_bench.py
-	$(BIN)/python bench/small_files_bench.py --site
-	$(BIN)/python bench/ledger_bench.py
-	$(BIN)/python bench/log_bench.py
-	$(BIN)/python bench/verify_bench.py
+	$(BIN)/python bench/suite.py
 
 # A docking station (as root): evidock in /opt/evidock, the service, its user and groups.
 install:

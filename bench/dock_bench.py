@@ -6,9 +6,9 @@
            plug-to-verified (every file copied, read back, probed, signed,
            recorded). Median of --rounds.
   one      one recorder holding --mib MiB (4 H.264 clips made by ffmpeg), alone.
-  eight    eight such recorders plugged at once, workers = 8: aggregate
-           throughput against `one`, fairness (each recorder's rate against the
-           mean) and peak RSS.
+  two      two such recorders plugged at once, workers = 8;
+  eight    eight: aggregate throughput against `one`, fairness (the slowest
+           recorder's rate against the mean) and peak RSS.
 
 The media are made first, in a process of their own (ffmpeg's memory would
 otherwise count); then each scenario runs in its own process, and its peak RSS
@@ -16,6 +16,7 @@ is that of the daemon docking and of the ffprobe runs it waits for. The
 simulated bus is polled every 0.1 s, which is part of the latency measured;
 udev delivers events without that delay.
 Usage: python bench/dock_bench.py [--rounds 5] [--mib 256] [--dir /var/tmp/evidock-dock-bench]
+                                  [--out FILE]
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from benchlib import save
+
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from agent.daemon import Daemon, model_ids
@@ -46,6 +49,7 @@ from devices.simbus import SimBusDiscovery, SimulatedDock
 from devices.simulator import SimIdentity, SimState, SimulatedRecorder
 
 ZONE = ZoneInfo("Asia/Shanghai")
+RECORDERS = {"one": 1, "two": 2, "eight": 8}
 
 
 def big_clip(work: Path, mib: int) -> Path:
@@ -122,7 +126,7 @@ def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
         return {"first_byte_s": statistics.median(r["first_byte_s"] for r in runs),
                 "verified_s": statistics.median(r["verified_s"] for r in runs),
                 "all": runs}
-    count = 1 if name == "one" else 8
+    count = RECORDERS[name]
     volumes = [work / f"vol{n}" for n in range(count)]
     started = time.monotonic()
     runs = run_docks(work, volumes, count)
@@ -136,7 +140,7 @@ def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
 def run_all(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Each scenario in a process of its own; peak RSS from wait4."""
     report: dict[str, Any] = {}
-    for name in ("prepare", "latency", "one", "eight"):
+    for name in ("prepare", "latency", *RECORDERS):
         proc = subprocess.Popen([sys.executable, __file__, "--scenario", name, "--rounds",
                                  str(args.rounds), "--mib", str(args.mib), "--work",
                                  str(work)], stdout=subprocess.PIPE)
@@ -157,6 +161,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/evidock-dock-bench"))
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help="the results file (default bench/results/)")
     args = parser.parse_args()
     if args.scenario:
         logging.basicConfig(level=logging.ERROR)
@@ -171,19 +176,18 @@ def main() -> None:
         report = run_all(args, work)
     finally:
         shutil.rmtree(work)
-    lat, one, eight = report["latency"], report["one"], report["eight"]
+    lat, one = report["latency"], report["one"]
     print(f"3-clip serial recorder: plug-to-first-byte {lat['first_byte_s']:.2f} s, "
           f"plug-to-verified {lat['verified_s']:.2f} s (median of {args.rounds})")
     print(f"one recorder ({args.mib} MiB): {one['aggregate_mb_s']:.0f} MB/s, "
           f"peak RSS {one['peak_rss_mb']:.0f} MB")
-    print(f"eight at once: {eight['aggregate_mb_s']:.0f} MB/s aggregate "
-          f"({eight['aggregate_mb_s'] / one['aggregate_mb_s']:.2f} x one), slowest "
-          f"{eight['fairness_min']:.2f} x the mean, peak RSS {eight['peak_rss_mb']:.0f} MB")
-    out_dir = Path(__file__).with_name("results")
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / f"dock-{time.strftime('%Y%m%dT%H%M%S')}.json").write_text(
-        json.dumps(report, indent=2))
-
+    for name in ("two", "eight"):
+        r = report[name]
+        r["over_one"] = r["aggregate_mb_s"] / one["aggregate_mb_s"]
+        print(f"{name} at once: {r['aggregate_mb_s']:.0f} MB/s aggregate "
+              f"({r['over_one']:.2f} x one), slowest {r['fairness_min']:.2f} x the mean, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    save("dock", report, args.out)
 
 if __name__ == "__main__":
     main()

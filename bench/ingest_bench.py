@@ -23,18 +23,17 @@ Usage: python bench/ingest_bench.py [--sizes 1,4] [--repeat 3] [--dir /var/tmp/e
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from benchlib import BIN, drop_cache, run_timed, save
+
 HASH_ONLY = """
 import hashlib, os, sys
 sha = hashlib.sha256()
@@ -44,28 +43,6 @@ while n := os.readv(fd, [buf]):
     sha.update(memoryview(buf)[:n])
 print(sha.hexdigest())
 """
-
-
-def drop_cache(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
-
-
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):  # ingest exits 1 because random bytes are not playable media
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"{cmd[0]} failed ({code}): {err}")
-    return seconds, usage.ru_maxrss * 1024
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -97,7 +74,8 @@ def run_size(folder: Path, target: Path, gib: int, repeat: int,
 
     def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         drop_cache(source)
-        seconds, rss = timed(cmd, env)
+        got = run_timed(cmd, env, ok=(0, 1))  # ingest exits 1: random bytes are not media
+        seconds, rss = got.seconds, got.peak_rss
         runs.setdefault(name, []).append((seconds, rss))
         print(f"  {name:10} {size / seconds / 1e6:8.1f} MB/s  {seconds:6.2f} s  "
               f"peak RSS {rss / 1e6:6.1f} MB", flush=True)
@@ -154,6 +132,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the random sources")
     parser.add_argument("--site", action="store_true",
                         help="also ingest+v with the catalog on PostgreSQL (a site station)")
+    parser.add_argument("--out", type=Path, help="the results file (default bench/results/)")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     target = args.vault or args.dir
@@ -176,11 +155,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.destroy()
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (out / f"ingest-{stamp}.json").write_text(
-        json.dumps({"sources": str(args.dir), "writes": str(target), "sizes": report}, indent=2))
+    save("ingest", {"sources": str(args.dir), "writes": str(target), "sizes": report}, args.out)
     if not args.keep:
         shutil.rmtree(args.dir)
 

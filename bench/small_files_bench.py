@@ -25,21 +25,19 @@ Usage: python bench/small_files_bench.py [--files 500] [--repeat 3] [--dir DIR] 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from benchlib import BIN, run_timed, save
 from ingest_bench import prepare
 
-BIN = Path(sys.executable).parent
 PICTURES = 25
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -92,17 +90,6 @@ def make_photos(volume: Path, count: int) -> int:
     return total
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{cmd[0]} {cmd[1]} failed ({done.returncode}): "
-                         f"{done.stderr.decode(errors='replace')[-2000:]}")
-    return seconds
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", type=int, default=500)
@@ -110,6 +97,7 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--site", action="store_true",
                         help="also with the catalog on PostgreSQL (a site station)")
+    parser.add_argument("--out", type=Path, help="the results file (default bench/results/)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="evidock-small-", dir=args.dir))
     server = None
@@ -128,15 +116,16 @@ def main() -> None:
         for n in range(args.repeat):
             copies = work / f"copies-{n}"
             copies.mkdir()
-            runs["baseline"].append(timed([sys.executable, "-c", BASELINE,
-                                           str(volume / "DCIM" / "100MEDIA"), str(copies)]))
+            runs["baseline"].append(run_timed([sys.executable, "-c", BASELINE, str(
+                volume / "DCIM" / "100MEDIA"), str(copies)]).seconds)
             shutil.rmtree(copies)
             home = work / f"home-{n}"
             env = {**os.environ, "EVIDOCK_HOME": str(home), "EVIDOCK_STATION_ID": "bench",
                    "EVIDOCK_AGENCY": "bench", "EVIDOCK_TIMEZONE": "Asia/Shanghai"}
             env.pop("EVIDOCK_CONFIG", None)
             prepare(env)
-            runs["ingest"].append(timed([str(BIN / "evidock"), "ingest", str(volume)], env))
+            runs["ingest"].append(run_timed([str(BIN / "evidock"), "ingest", str(volume)],
+                                            env).seconds)
             shutil.rmtree(home)
             line = "  round {}: baseline {:6.1f} files/s, ingest {:6.1f} files/s".format(
                 n + 1, args.files / runs["baseline"][-1], args.files / runs["ingest"][-1])
@@ -145,7 +134,8 @@ def main() -> None:
                         "EVIDOCK_DATABASE_PASSWORD_FILE": str(work / "db-password"),
                         "EVIDOCK_SHARED_VAULT": "true"}
                 prepare(site)
-                runs["site"].append(timed([str(BIN / "evidock"), "ingest", str(volume)], site))
+                runs["site"].append(run_timed([str(BIN / "evidock"), "ingest", str(volume)],
+                                              site).seconds)
                 shutil.rmtree(home)
                 line += f", site {args.files / runs['site'][-1]:6.1f} files/s"
             print(line, flush=True)
@@ -156,14 +146,10 @@ def main() -> None:
         if server is not None:
             print(f"  site (PostgreSQL catalog) {rates['site']:.1f} files/s, "
                   f"site/station {rates['site'] / rates['ingest']:.2f} x")
-        out = Path(__file__).with_name("results")
-        out.mkdir(exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        (out / f"small-files-{stamp}.json").write_text(json.dumps({
+        save("small-files", {
             "files": args.files, "bytes": total, "seconds": runs,
             "files_per_s": rates, "ingest/baseline": ratio,
-            **({"site/station": rates["site"] / rates["ingest"]} if server else {})},
-            indent=2))
+            **({"site/station": rates["site"] / rates["ingest"]} if server else {})}, args.out)
     finally:
         if server is not None:
             server.destroy()

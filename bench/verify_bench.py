@@ -19,16 +19,15 @@ Usage: python bench/verify_bench.py [--gib 8] [--files 8] [--repeat 3] [--dir DI
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-BIN = Path(sys.executable).parent
+from benchlib import BIN, drop_cache, run_timed, save
+
 HASH_ONLY = """
 import hashlib, os, sys
 for name in sys.argv[1:]:
@@ -39,24 +38,6 @@ for name in sys.argv[1:]:
         sha.update(memoryview(buf)[:n])
     os.close(fd)
 """
-
-
-def drop_cache(paths: list[Path]) -> None:
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
-
-
-def timed(cmd: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{cmd[:2]} failed ({done.returncode}): {done.stdout}{done.stderr}")
-    return seconds
 
 
 def make_store(work: Path, gib: int, files: int, env: dict[str, str]) -> list[Path]:
@@ -84,6 +65,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default="/var/tmp/evidock-bench", type=Path)
+    parser.add_argument("--out", type=Path, help="the results file (default bench/results/)")
     args = parser.parse_args()
     work = args.dir / "verify"
     shutil.rmtree(work, ignore_errors=True)
@@ -93,16 +75,17 @@ def main() -> None:
     size = sum(p.stat().st_size for p in stored)
     empty_env = {**env, "EVIDOCK_HOME": str(work / "empty")}
     (work / "nothing").mkdir()
-    timed([str(BIN / "evidock"), "ingest", str(work / "nothing")], empty_env)  # an empty store
+    run_timed([str(BIN / "evidock"), "ingest", str(work / "nothing")], empty_env)  # empty store
     print(f"{len(stored)} files, {size:,} bytes in {work}", flush=True)
     runs: dict[str, list[float]] = {"hash-only": [], "verify": [], "verify (empty store)": []}
     for _ in range(args.repeat):
-        drop_cache(stored)
-        runs["hash-only"].append(timed([sys.executable, "-c", HASH_ONLY, *map(str, stored)],
-                                       env))
-        drop_cache(stored)
-        runs["verify"].append(timed([str(BIN / "evidock"), "verify"], env))
-        runs["verify (empty store)"].append(timed([str(BIN / "evidock"), "verify"], empty_env))
+        drop_cache(*stored)
+        runs["hash-only"].append(
+            run_timed([sys.executable, "-c", HASH_ONLY, *map(str, stored)], env).seconds)
+        drop_cache(*stored)
+        runs["verify"].append(run_timed([str(BIN / "evidock"), "verify"], env).seconds)
+        runs["verify (empty store)"].append(
+            run_timed([str(BIN / "evidock"), "verify"], empty_env).seconds)
         print("  " + ", ".join(f"{n} {v[-1]:.2f} s" for n, v in runs.items()), flush=True)
     median = {name: statistics.median(values) for name, values in runs.items()}
     ratio = median["hash-only"] / median["verify"]
@@ -112,12 +95,8 @@ def main() -> None:
           f"{size / median['verify'] / 1e6:.0f} MB/s: verify/hash-only {ratio:.2f} x "
           f"(target 0.9); verify of an empty store {fixed:.2f} s; without that fixed cost "
           f"{per_byte:.2f} x", flush=True)
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    (out / f"verify-{stamp}.json").write_text(json.dumps(
-        {"bytes": size, "files": len(stored), "seconds": runs, "median_s": median,
-         "verify_over_hash_only": ratio, "without_fixed_cost": per_byte}, indent=2) + "\n")
+    save("verify", {"bytes": size, "files": len(stored), "seconds": runs, "median_s": median,
+                    "verify_over_hash_only": ratio, "without_fixed_cost": per_byte}, args.out)
     shutil.rmtree(work)
 
 
