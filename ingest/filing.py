@@ -2,7 +2,8 @@
 
 1. copy the source once into a temporary file while hashing it; seal (fsync,
    read-only); read it back from the disk and compare (a mismatch is copied
-   again, up to MAX_COPY_ATTEMPTS); probe the copy;
+   again, up to MAX_COPY_ATTEMPTS); probe the copy. Meanwhile the next file is
+   copied on a thread of its own (_Ahead): the recorder is read without pause;
 2. small files wait in a group (up to GROUP_FILES files or GROUP_BYTES); a
    large file is a group of its own. For each group:
 3. bytes the catalog already holds get a row of their own (their own name and

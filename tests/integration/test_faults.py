@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
-import threading
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
