@@ -44,7 +44,6 @@ from agent.progress import SignalStop, TerminalProgress, ignore_signals
 from agent.registry_cli import device_app, officer_app
 from agent.report_cli import report
 from agent.retention_cli import hold_app, purge
-from agent.settings import config_path
 from agent.station import (
     key_file_ids,
     open_reader,
@@ -53,21 +52,17 @@ from agent.station import (
     trusted_keys,
 )
 from agent.status import NotRunning, read_status
-from devices.source import FolderSource
 from devices.volume import FolderVolume
-from ingest import continuity, custody
 from ingest.dock import IngestContext, Summary
 from ingest.explain import needs_notice
 from ingest.plan import Identity
-from ingest.verify import verify_store
-from storage.catalog import LogFilter
 from storage.durable import write_atomic
 from storage.errors import CatalogUnreachable, EvidockError, NotFound, UsageError
-from storage.explanations import ExplanationFilter, Explanations
-from storage.keys import PublicKey, load_or_create
-from storage.keys import load as load_key
-from storage.spool import Spool
 from storage.text import shown
+
+# The catalog's modules (SQLAlchemy), the keys' (cryptography), the settings' (pydantic),
+# the dock's and the verifier's are imported in the commands that use them: a command
+# loads what it needs, `--help` none of them (issue 11; tests/unit/test_cli_imports.py).
 
 log = logging.getLogger("evidock")
 
@@ -167,6 +162,8 @@ def config_show(ctx: typer.Context,
 @config_app.command("validate")
 def config_validate(ctx: typer.Context) -> None:
     """Check the settings file and environment; exit 2 with the problems if invalid."""
+    from agent.settings import config_path
+
     state: State = ctx.ensure_object(State)
     path = config_path(state.config, os.environ)
     settings_of(ctx).catalog_password()  # a password file that cannot be read is a problem
@@ -210,6 +207,8 @@ def config_systemd(
 def keys_show(ctx: typer.Context,
               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The station key id and public key (the key is made on first use)."""
+    from storage.keys import load_or_create
+
     settings = settings_of(ctx)
     key = load_or_create(settings.key_file)
     data = {"key_id": key.key_id, "path": str(settings.key_file), "public_key": key.public.pem()}
@@ -223,6 +222,8 @@ def keys_show(ctx: typer.Context,
 @keys_app.command("rotate")
 def keys_rotate(ctx: typer.Context) -> None:
     """Replace the station key: the ledger records the new key, signed by old and new."""
+    from ingest import custody
+
     settings = settings_of(ctx)
     station = open_station(settings)
     old = station.key.key_id
@@ -239,6 +240,8 @@ def keys_export_public(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here")] = None,
 ) -> None:
     """Write the station's public key (PEM) for auditors and other stations."""
+    from storage.keys import load as load_key
+
     settings = settings_of(ctx)
     require_store(settings, catalog=False)  # never make a key just to export it
     pem = load_key(settings.key_file).public.pem()
@@ -259,6 +262,7 @@ def keys_export_public(
 def _dock(station: IngestContext, volume: FolderVolume, given: Identity, stop: SignalStop,
           show_progress: bool) -> Summary:
     """Dock the folder; a signal caught by ``stop`` ends it cleanly."""
+    from devices.source import FolderSource
     from ingest.pipeline import Dock
 
     source = FolderSource(volume)
@@ -351,6 +355,8 @@ def log_cmd(
 ) -> None:
     """The ingest log: the recordings that match, oldest first (the most recent --limit).
     An officer sees only their own; another officer's rows listed are registered (R12)."""
+    from storage.catalog import LogFilter
+
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
@@ -411,6 +417,8 @@ def explanations(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Written explanations, oldest first (`evidock explain list` has every filter)."""
+    from storage.explanations import ExplanationFilter
+
     list_explanations(ctx, ExplanationFilter(kind=kind, session=session), as_json)
 
 
@@ -425,6 +433,8 @@ def annotate(
     approval: access.Approval = None,
 ) -> None:
     """Add case, party or category to a recording (the file itself never changes)."""
+    from ingest import continuity
+
     if case is None and party is None and category is None:
         raise UsageError("give at least one of --case, --party, --category")
     settings = settings_of(ctx)
@@ -453,6 +463,8 @@ def verify(ctx: typer.Context,
                     "ledger must extend it")] = None) -> None:
     """Check every file, signature, ledger leaf, checkpoint and catalog row; exit 1 on any
     problem."""
+    from ingest.verify import verify_store
+
     settings = settings_of(ctx)
     outside = []
     for path in checkpoint or []:
@@ -478,6 +490,8 @@ def verify(ctx: typer.Context,
 @app.command("checkpoint")
 def checkpoint_cmd(ctx: typer.Context) -> None:
     """Sign a checkpoint of the ledger now, keep it, write it to the outbox, print it."""
+    from ingest import custody
+
     settings = settings_of(ctx)
     station = open_station(settings, create=False)
     row = custody.make(station.catalog, station.key, settings.station_id,
@@ -496,6 +510,10 @@ def witness(
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
 ) -> None:
     """Cosign another station's checkpoint if it extends the last one cosigned for it."""
+    from ingest import custody
+    from storage.keys import PublicKey
+    from storage.keys import load as load_key
+
     settings = settings_of(ctx)
     require_store(settings, catalog=False)
     try:
@@ -525,6 +543,8 @@ def prove(ctx: typer.Context,
           leaf: Annotated[int | None, typer.Option(help="prove this leaf (by index)")] = None,
           ) -> None:
     """Inclusion or consistency proofs (RFC 6962) against signed checkpoints, as JSON."""
+    from ingest import custody
+
     settings = settings_of(ctx)
     asked = [recording is not None, from_size is not None, leaf is not None]
     if sum(asked) != 1:
@@ -547,6 +567,8 @@ def daemon(
     udev: Annotated[bool, typer.Option(help="watch udev for USB recorders")] = True,
 ) -> None:
     """Run the docking daemon: detect recorders, ingest them, until SIGTERM."""
+    from agent.settings import config_path
+
     settings = settings_of(ctx)
     if missing := settings.unfilled():
         where = config_path(ctx.ensure_object(State).config, os.environ) or SYSTEM_CONFIG
@@ -580,6 +602,10 @@ def status(ctx: typer.Context,
     except NotRunning:  # a mistyped home is named as such, not as "not running"
         require_store(settings, key=False)  # (the key's folder may be closed to this user)
         raise
+    # (here, not at the top: a stopped daemon is told without loading the catalog)
+    from storage.explanations import ExplanationFilter, Explanations
+    from storage.spool import Spool
+
     try:  # the daemon's state needs only the run folder; the catalog may be closed to us
         book = Explanations(open_reader(settings).catalog)
         data["attention"] = [render.explanation_dict(e) for e in book.list(
@@ -687,6 +713,7 @@ def udev_rules_cmd(ctx: typer.Context) -> None:
 def demo(ctx: typer.Context) -> None:
     """Dock a simulated serial recorder through the daemon; show what it stored and verify."""
     from agent.demo import run_demo
+    from ingest.verify import verify_store
 
     settings = settings_of(ctx)
     station = open_station(settings)

@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agent.cliutil import caller_of
 from agent.roles import Caller
-from agent.settings import Settings
 from agent.station import open_catalog
-from storage.access import AccessLog
-from storage.catalog import Catalog
 from storage.errors import UsageError
-from storage.models import AccessEntry, Recording, now_utc
-from storage.registry import Registry
+from storage.terms import now_utc
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+    from storage.catalog import Catalog
+    from storage.models import Recording
 
 Reason = Annotated[str | None, typer.Option(
     "--reason", help="why (R12: registered when the recordings are another officer's)")]
@@ -40,6 +41,8 @@ class Approved:
 
 def own_officers(ctx: typer.Context, catalog: Catalog) -> set[str] | None:
     """The officer numbers the caller may see; None: every officer's."""
+    from storage.registry import Registry
+
     who = caller_of(ctx)
     if not who.delegated or who.sees_all:
         return None
@@ -51,6 +54,8 @@ def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
           ) -> None:
     """Refuse what the caller may not do with ``recordings``; register what they may and
     that concerns other officers' recordings. Changes nothing for direct administrators."""
+    from storage.registry import Registry
+
     who = caller_of(ctx)
     if not who.delegated or not recordings:
         return
@@ -76,6 +81,9 @@ def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
 def _register(catalog: Catalog, settings: Settings, who: Caller, action: str,
               others: Sequence[Recording], given: Approved) -> None:
     """In ``catalog`` if it can write, else in a writer opened for it (a reader's)."""
+    from storage.access import AccessLog
+    from storage.models import AccessEntry
+
     writer = catalog if catalog.writer is not None else open_catalog(settings)
     try:
         AccessLog(writer).register(AccessEntry(

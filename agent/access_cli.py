@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.station import open_reader
-from storage.access import AccessFilter, AccessLog
-from storage.models import AccessEntry
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.models import AccessEntry
 
 access_app = typer.Typer(no_args_is_help=True, help="The access register (R12).")
 
@@ -32,6 +33,8 @@ def access_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Every registered view, export and tag of another officer's recordings."""
+    from storage.access import AccessFilter, AccessLog
+
     settings = settings_of(ctx)
     flt = AccessFilter(login=user, recording=recording,
                        since=moment_of(since, settings, upper=False))

@@ -14,13 +14,16 @@ import logging
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent import render
 from ingest.explain import KINDS, needs_notice
-from storage.catalog import Catalog
 from storage.errors import CatalogError
-from storage.models import Explanation
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.catalog import Catalog
+    from storage.models import Explanation
 
 log = logging.getLogger(__name__)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.station import open_reader, open_station
-from storage.cases import FILING_DAYS, Cases, CaseState
 from storage.errors import UsageError
-from storage.models import now_utc
+from storage.terms import FILING_DAYS, now_utc
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.cases import CaseState
 
 case_app = typer.Typer(no_args_is_help=True, help=(
     f"Cases (R11): once the action has ended its records are filed within {FILING_DAYS} "
@@ -36,6 +38,8 @@ def case_dict(state: CaseState) -> dict[str, Any]:
 def close(ctx: typer.Context, case_no: CaseNo, by: By, ended_at: Annotated[str, typer.Option(
         "--ended-at", metavar="TIME", help="when the enforcement action ended")]) -> None:
     """Record that a case's action has ended: its records are due in the case file."""
+    from storage.cases import Cases
+
     settings = settings_of(ctx)
     ended = moment_of(ended_at, settings, upper=False)
     if ended is None or ended.year in (1, 9999):
@@ -54,6 +58,8 @@ def close(ctx: typer.Context, case_no: CaseNo, by: By, ended_at: Annotated[str, 
 def file_case(ctx: typer.Context, case_no: CaseNo, by: By, note: Annotated[str, typer.Option(
         help="where it was filed (e.g. the archive number)")] = "") -> None:
     """Record that a closed case's records were filed into the case file."""
+    from storage.cases import Cases
+
     station = open_station(settings_of(ctx), create=False)
     try:
         Cases(station.catalog).file(case_no, by=by, note=note, now=now_utc())
@@ -69,6 +75,8 @@ def list_cases(ctx: typer.Context,
                = False,
                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Cases: annotated recordings, closing, filing, and what is overdue."""
+    from storage.cases import Cases
+
     rows = [case_dict(s) for s in Cases(open_reader(settings_of(ctx)).catalog).states()]
     if overdue:
         rows = [r for r in rows if r["status"] == "overdue"]

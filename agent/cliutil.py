@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -19,9 +19,11 @@ from rich.console import Console
 from agent.installed import SYSTEM_CONFIG
 from agent.owner import act_as_owner
 from agent.roles import Caller, authorize, caller, delegated_run
-from agent.settings import Settings, load_settings
 from storage.durable import write_atomic
 from storage.errors import UsageError
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
@@ -38,6 +40,8 @@ _shown_zone: tzinfo = UTC
 
 
 def settings_of(ctx: typer.Context) -> Settings:
+    from agent.settings import load_settings  # (pydantic: not for --help)
+
     global _shown_zone
     state: State = ctx.ensure_object(State)
     if state.config is not None and delegated_run():

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cliutil import emit_json, moment_of, say, settings_of, when
 from agent.station import open_reader, open_station
-from ingest.overdue import late_unexplained, undocked
-from storage.duties import Duties
 from storage.errors import UsageError
-from storage.models import Duty, now_utc
+from storage.terms import now_utc
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.models import Duty
 
 duty_app = typer.Typer(no_args_is_help=True, help=(
     "Remote and continuous duties (R2): recordings made during one are due within the "
@@ -41,6 +42,9 @@ def declare(ctx: typer.Context,
             reason: Annotated[str, typer.Option(help="what the duty was")],
             by: Annotated[str | None, typer.Option(help="who declares it")] = None) -> None:
     """Declare a remote or continuous duty (before or after its recordings are docked)."""
+    from storage.duties import Duties
+    from storage.models import Duty
+
     settings = settings_of(ctx)
     times = [moment_of(t, settings, upper=False) for t in (starts, until, returned_at)]
     if any(t is None or t.year in (1, 9999) for t in times):
@@ -62,6 +66,8 @@ def list_duties(ctx: typer.Context,
                 officer: Annotated[str | None, typer.Option(help="one officer")] = None,
                 as_json: Json = False) -> None:
     """Declared duties, oldest first."""
+    from storage.duties import Duties
+
     rows = [duty_dict(d) for d in Duties(open_reader(settings_of(ctx)).catalog).list(officer)]
     if as_json:
         emit_json(rows)
@@ -74,6 +80,8 @@ def list_duties(ctx: typer.Context,
 def overdue(ctx: typer.Context, as_json: Json = False) -> None:
     """Late recordings whose explanation is not completed, and recorders not docked within
     the storage window (R2)."""
+    from ingest.overdue import late_unexplained, undocked
+
     settings = settings_of(ctx)
     catalog = open_reader(settings).catalog
     late = late_unexplained(catalog, settings.deadline_hours)

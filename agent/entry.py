@@ -1,6 +1,7 @@
 """The `evidock` program's entry point (pyproject.toml, [project.scripts]).
 
-Loading evidock is about a second of imports. A Ctrl-C in that second ends the
+Loading evidock is a fraction of a second of imports (the catalog's libraries are
+loaded later, by the commands that use them). A Ctrl-C meanwhile ends the
 program at once, as the signal's default action does (status 130 in the
 shell): nothing has been done yet, and a KeyboardInterrupt traceback from the
 middle of an import would only alarm. The same holds while typer builds the

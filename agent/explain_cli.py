@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,14 +11,17 @@ from agent import render
 from agent.access import own_officers
 from agent.cliutil import emit_json, moment_of, say, settings_of, when, write_output
 from agent.render import TIME_FIELDS
-from agent.settings import Settings, local_zone_name
 from agent.station import open_reader, open_station
 from ingest.explain import Reason, check_signers
-from storage.catalog import Catalog, LogFilter
 from storage.errors import UsageError
-from storage.explanations import ExplanationFilter, Explanations
-from storage.models import Explanation, now_utc
+from storage.terms import now_utc
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+    from storage.catalog import Catalog
+    from storage.explanations import ExplanationFilter, Explanations
+    from storage.models import Explanation
 
 explain_app = typer.Typer(no_args_is_help=True, help=(
     "Written explanations (R2, R3, R4...): evidock writes the facts, officers complete "
@@ -30,6 +33,8 @@ _SHOW_LIMIT = 4000
 
 
 def _reader(ctx: typer.Context) -> tuple[Explanations, Settings]:
+    from storage.explanations import Explanations
+
     settings = settings_of(ctx)
     return Explanations(open_reader(settings).catalog), settings
 
@@ -37,6 +42,8 @@ def _reader(ctx: typer.Context) -> tuple[Explanations, Settings]:
 def _visible(ctx: typer.Context, catalog: Catalog) -> set[int] | None:
     """The recordings whose explanations the caller may see; None: all (R12: an
     officer sees those about their own recordings)."""
+    from storage.catalog import LogFilter
+
     own = own_officers(ctx, catalog)
     if own is None:
         return None
@@ -84,6 +91,8 @@ def list_cmd(
     as_json: Json = False,
 ) -> None:
     """Explanations, oldest first."""
+    from storage.explanations import ExplanationFilter
+
     settings = settings_of(ctx)
     flt = ExplanationFilter(open_only=open_only, officer=officer, device=device, rule=rule,
                             kind=kind, session=session,
@@ -142,6 +151,8 @@ Text = Annotated[str, typer.Option("--statement", help="what happened, in the of
 
 def _state(ctx: typer.Context, explanation_id: int, reason: Reason, statement: str,
            signed_by: list[str], *, corrects: bool) -> None:
+    from storage.explanations import Explanations
+
     station = open_station(settings_of(ctx), create=False)
     try:
         _get(ctx, Explanations(station.catalog), explanation_id)
@@ -175,6 +186,7 @@ def print_cmd(ctx: typer.Context, explanation_id: Id,
                   "--out", "-o", help="FILE.pdf or FILE.html")]) -> None:
     """The printable written explanation (情况说明) for the case file, as PDF or HTML."""
     from agent import pdf
+    from agent.settings import local_zone_name
     from ingest.explain_doc import html_document
 
     suffix = output.suffix.lower()

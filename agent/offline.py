@@ -27,14 +27,9 @@ from agent.settings import Settings
 from agent.station import ingest_options, open_station, station_row
 from ingest.dock import IngestContext, Summary
 from ingest.explain import dock_not_started
-from ingest.recovery import recover
-from ingest.replay import complete, replay_session
-from storage.catalog import Catalog
 from storage.durable import fsync_dir, write_atomic
 from storage.errors import CatalogUnreachable, EvidockError
-from storage.keys import load_or_create
-from storage.models import now_utc
-from storage.spool import Spool
+from storage.terms import now_utc
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -71,6 +66,10 @@ def _lock(settings: Settings, how: int) -> int:
 
 def _open(settings: Settings, why: str, lock: int | None) -> IngestContext:
     """The offline store for writing, first finishing what a crash left in it."""
+    from ingest.recovery import recover
+    from storage.catalog import Catalog
+    from storage.keys import load_or_create
+
     folder = offline_folder(settings)
     folder.mkdir(mode=0o700, exist_ok=True)
     key = load_or_create(settings.key_file)
@@ -99,6 +98,8 @@ def open_for_dock(settings: Settings, label: str) -> IngestContext:
     the offline store holds; or, if the catalog cannot be reached, the offline store (if
     the settings allow it). If neither can be had, the dock's explanation is kept in the
     station's spool (storage/spool.py) before the error goes on."""
+    from storage.spool import Spool
+
     try:
         station = open_station(settings)
     except CatalogUnreachable as exc:
@@ -153,6 +154,8 @@ class Replay:
 
 def waiting(settings: Settings) -> int | None:
     """How many offline dock sessions wait for the site catalog (None: no offline store)."""
+    from storage.catalog import Catalog
+
     folder = offline_folder(settings)
     if not (folder / "catalog.db").exists():
         return None
@@ -189,6 +192,8 @@ def replay_offline(settings: Settings, site: IngestContext,
 
 def _replay(settings: Settings, site: IngestContext, folder: Path,
             stopping: Callable[[], bool]) -> Replay:
+    from ingest.replay import complete, replay_session
+
     done = Replay()
     store = _open(settings, "the store is being replayed", None)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,9 +15,11 @@ from agent.render import TIME_FIELDS
 from agent.station import open_reader, open_station
 from ingest.explain import Role
 from storage.errors import UsageError
-from storage.models import Device, DeviceNote, DockSession, Officer
-from storage.registry import Registry
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.models import Device, DeviceNote, DockSession, Officer
+    from storage.registry import Registry
 
 device_app = typer.Typer(no_args_is_help=True, help="Register and maintain recorders.")
 officer_app = typer.Typer(no_args_is_help=True, help="Officers recorders are assigned to.")
@@ -29,6 +31,8 @@ Json = Annotated[bool, typer.Option("--json")]
 
 def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
     """The registry; the listing commands pass ``create=False``: read-only, no key needed."""
+    from storage.registry import Registry
+
     settings = settings_of(ctx)
     return Registry(open_station(settings).catalog if create else open_reader(settings).catalog)
 
@@ -228,6 +232,8 @@ def add_officer(ctx: typer.Context,
                     help="their account on this station (R12: officers see their own "
                          "recordings)")] = None) -> None:
     """Add (or update) an officer; only added officers can sign statements."""
+    from storage.models import Officer
+
     o = _registry(ctx).add_officer(Officer(officer_no=officer_no, name=name, unit_no=unit_no,
                                            unit_name=unit_name, role=str(role),
                                            login=login), by=by)

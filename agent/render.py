@@ -6,12 +6,14 @@ import json
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.dock import Summary
 from ingest.record import FORMATS, IngestRecord
-from ingest.verify import VerifyReport
-from storage.models import Explanation, Officer, Recording, Statement
+
+if TYPE_CHECKING:
+    from ingest.verify import VerifyReport
+    from storage.models import Explanation, Officer, Recording, Statement
 
 #: Fields of the dicts below (and of the other commands' JSON) that hold times.
 TIME_FIELDS = frozenset((

@@ -6,7 +6,7 @@ import sys
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -14,11 +14,11 @@ from rich.text import Text
 
 from agent.cliutil import emit_json, moment_of, out, say, settings_of, when, write_output
 from agent.station import open_reader
-from ingest.report import Line, build, to_csv, year_cases
-from storage.catalog import LogFilter
 from storage.errors import UsageError
-from storage.models import Case, DeviceNote, Explanation
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from ingest.report import Line
 
 
 class By(StrEnum):
@@ -54,6 +54,10 @@ def report(
                                                   help="an HTML report with charts")] = None,
 ) -> None:
     """Recordings, hours, bytes, lateness, explanations, interruptions, device faults."""
+    from ingest.report import build, to_csv, year_cases
+    from storage.catalog import LogFilter
+    from storage.models import Case, DeviceNote, Explanation
+
     settings = settings_of(ctx)
     if sum([as_json, as_csv, html_out is not None]) > 1:
         raise UsageError("give one of --json, --csv, --html")

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agent.cliutil import emit_json, say, settings_of, when
 from agent.station import open_reader, open_station
 from storage.errors import UsageError
-from storage.models import Hold, now_utc
-from storage.retention import Due, HoldReason, Retention
+from storage.terms import HoldReason, now_utc
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from storage.models import Hold
+    from storage.retention import Due
 
 hold_app = typer.Typer(no_args_is_help=True, help=(
     "Long-term holds (R9): footage of a dispute, complaint, assault on an officer, "
@@ -46,6 +49,8 @@ def add(ctx: typer.Context,
         case: Annotated[str | None, typer.Option(help="every recording of a case")] = None,
         note: Note = "", by: By = "") -> None:
     """Keep a recording, or a case's recordings, beyond their retention."""
+    from storage.retention import Retention
+
     settings = settings_of(ctx)
     station = open_station(settings, create=False)
     try:
@@ -62,6 +67,8 @@ def add(ctx: typer.Context,
 def release(ctx: typer.Context, hold_id: Annotated[int, typer.Argument(metavar="HOLD_ID")],
             note: Note = "", by: By = "") -> None:
     """Release a hold: its footage is kept for its retention class again."""
+    from storage.retention import Retention
+
     settings = settings_of(ctx)
     station = open_station(settings, create=False)
     try:
@@ -76,6 +83,8 @@ def release(ctx: typer.Context, hold_id: Annotated[int, typer.Argument(metavar="
 def list_holds(ctx: typer.Context, released: Annotated[bool, typer.Option(
         "--released", help="also the released ones")] = False, as_json: Json = False) -> None:
     """Holds in force (with --released: all)."""
+    from storage.retention import Retention
+
     settings = settings_of(ctx)
     rows = [hold_dict(h) for h in Retention(open_reader(settings).catalog,
                                             settings.retention_days).holds(released=released)]
@@ -108,6 +117,8 @@ def purge(
 ) -> None:
     """Remove footage whose retention (R8) has run out and that no hold (R9) keeps; each
     leaves a tombstone (its digest and signed record, who, when, why) that verify accepts."""
+    from storage.retention import Retention
+
     if dry_run == apply:
         raise UsageError("give --dry-run or --apply")
     settings = settings_of(ctx)

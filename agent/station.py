@@ -5,20 +5,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.alerts import Notifier
 from agent.owner import no_access
-from agent.settings import Settings
-from ingest.custody import pending_key_file, resume_rotation
 from ingest.dock import IngestContext, IngestOptions
 from ingest.naming import compile_patterns
-from ingest.recovery import recover
-from storage.catalog import Catalog
 from storage.errors import ConfigError, StationKeyError, UsageError
-from storage.keys import PublicKey, StationKey, load, load_or_create
-from storage.models import Station, now_utc
-from storage.spool import Spool
+from storage.terms import now_utc
 from storage.vault import Vault
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
+    from storage.catalog import Catalog
+    from storage.keys import PublicKey, StationKey
+    from storage.models import Station
 
 
 def ingest_options(settings: Settings) -> IngestOptions:
@@ -46,6 +47,11 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
     A key that is not the one the catalog pins for the station is refused; a rotation a
     crash stopped half-way is finished first.
     """
+    from ingest.custody import resume_rotation
+    from ingest.recovery import recover
+    from storage.keys import load, load_or_create
+    from storage.spool import Spool
+
     if not create:
         require_store(settings)
     settings.catalog_password()  # an unreadable password file is refused before anything is made
@@ -79,12 +85,16 @@ def open_station(settings: Settings, *, create: bool = True) -> IngestContext:
 def open_catalog(settings: Settings, *, readonly: bool = False) -> Catalog:
     """The catalog the settings name (its password from the settings), for writing (it is
     migrated first) or for reading only."""
+    from storage.catalog import Catalog
+
     url, password = settings.catalog_url, settings.catalog_password()
     return (Catalog.open_readonly(url, password) if readonly
             else Catalog.open(url, password))
 
 
 def station_row(settings: Settings, key: StationKey) -> Station:
+    from storage.models import Station
+
     return Station(station_id=settings.station_id, agency=settings.agency, key_id=key.key_id,
                    public_key_pem=key.public.pem(), first_seen=now_utc())
 
@@ -141,6 +151,9 @@ def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:
     """For verify: the key id in the station key file (None if it cannot be read), that
     of a rotation's new key not yet moved into place (or None), and why the first is None.
     """
+    from ingest.custody import pending_key_file
+    from storage.keys import load
+
     pending = pending_key_file(settings.key_file)
     try:
         pending_id = load(pending).key_id if pending.exists() else None
@@ -154,6 +167,8 @@ def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:
 
 def trusted_keys(settings: Settings) -> dict[str, PublicKey]:
     """The public keys the settings name (besides those the ledger pins)."""
+    from storage.keys import PublicKey
+
     keys: dict[str, PublicKey] = {}
     for path in settings.trusted_keys:
         try:

@@ -9,15 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devices.volume import SkippedEntry, SourceEntry
-from storage.catalog import Catalog
 from storage.errors import CatalogError
-from storage.keys import StationKey
-from storage.models import Explanation, LoggedDeviceEvent, now_utc
-from storage.spool import Spool
-from storage.vault import Vault
+from storage.terms import now_utc
+
+if TYPE_CHECKING:
+    from storage.catalog import Catalog
+    from storage.keys import StationKey
+    from storage.models import Explanation, LoggedDeviceEvent
+    from storage.spool import Spool
+    from storage.vault import Vault
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from storage.errors import UsageError
-from storage.models import Explanation, Officer
+
+if TYPE_CHECKING:
+    from storage.models import Explanation, Officer
 
 # kind -> (rule, what the explanation is about)
 KINDS: dict[str, tuple[str, str]] = {
@@ -175,6 +178,8 @@ def check_signers(exp: Explanation, officers: Sequence[Officer]) -> None:
 def dock_not_started(label: str, why: object, at: datetime) -> Explanation:
     """The explanation of a dock that could not start because the catalog could not be
     reached (it names no session: none was opened)."""
+    from storage.models import Explanation
+
     return Explanation(
         kind="catalog_error", rule=rule_of("catalog_error"), occurred_at=at,
         error=f"{label}: the dock could not start: {' '.join(str(why).split())}",

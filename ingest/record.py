@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage.canonical import canonical_json
-from storage.models import Recording
+
+if TYPE_CHECKING:
+    from storage.models import Recording
 
 RECORD_FORMAT = "evidock-ingest-record/2"
 RECORD_FORMAT_V1 = "evidock-ingest-record/1"

@@ -12,8 +12,7 @@ from sqlmodel import col, select
 from storage.catalog import Catalog
 from storage.errors import NotFound, UsageError
 from storage.models import Case, Recording
-
-FILING_DAYS = 30
+from storage.terms import FILING_DAYS as FILING_DAYS  # re-exported (storage/terms.py says why)
 
 
 @dataclass(frozen=True)

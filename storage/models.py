@@ -11,6 +11,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from storage.terms import now_utc as now_utc  # re-exported (storage/terms.py says why)
+
 M = TypeVar("M", bound=SQLModel)
 
 
@@ -36,10 +38,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utc_field(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 class Station(SQLModel, table=True):

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import PurePosixPath
 
 from sqlmodel import Session, col, select
@@ -24,18 +23,8 @@ from sqlmodel import Session, col, select
 from storage.catalog import Catalog
 from storage.errors import NotFound, UsageError, VaultError
 from storage.models import Hold, Recording
+from storage.terms import HoldReason as HoldReason  # re-exported (storage/terms.py says why)
 from storage.vault import Vault
-
-
-class HoldReason(StrEnum):
-    """R9: the reasons footage is kept long-term."""
-
-    DISPUTE = "dispute"
-    COMPLAINT = "complaint"
-    ASSAULT = "assault"  # on an officer
-    EMERGENCY = "emergency"
-    EVIDENCE = "evidence"
-    OTHER = "other"
 
 
 @dataclass(frozen=True)

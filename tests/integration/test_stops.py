@@ -121,7 +121,7 @@ def test_ctrl_c_in_any_command_exits_130(home: Path, monkeypatch: pytest.MonkeyP
     def interrupted(*_args: object, **_kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "verify_store", interrupted)
+    monkeypatch.setattr("ingest.verify.verify_store", interrupted)  # (cli imports it in verify)
     result = CliRunner().invoke(cli.app, ["verify"])
     assert result.exit_code == 130 and "stopped by Ctrl-C" in result.output
 
