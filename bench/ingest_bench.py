@@ -23,6 +23,7 @@ Usage: python bench/ingest_bench.py [--sizes 1,4] [--repeat 3] [--dir /var/tmp/e
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from benchlib import BIN, drop_cache, run_timed, save
@@ -65,18 +67,28 @@ def make_source(folder: Path, gib: int) -> Path:
     return path
 
 
+def dock_seconds(summary: bytes) -> float:
+    """The dock's own duration (as a running daemon docks: no process start-up)."""
+    got = json.loads(summary)
+    return (datetime.fromisoformat(got["finished_at"])
+            - datetime.fromisoformat(got["started_at"])).total_seconds()
+
+
 def run_size(folder: Path, target: Path, gib: int, repeat: int,
              site: Callable[[], dict[str, str]] | None = None) -> dict[str, object]:
     """``site``: the settings of a site station with a new database (--site)."""
     source = make_source(folder, gib)
     size = source.stat().st_size
     runs: dict[str, list[tuple[float, int]]] = {}
+    docks: dict[str, list[float]] = {}  # the dock's own seconds, from its summary
 
     def measure(name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         drop_cache(source)
         got = run_timed(cmd, env, ok=(0, 1))  # ingest exits 1: random bytes are not media
         seconds, rss = got.seconds, got.peak_rss
         runs.setdefault(name, []).append((seconds, rss))
+        if "--json" in cmd:
+            docks.setdefault(name, []).append(dock_seconds(got.out))
         print(f"  {name:10} {size / seconds / 1e6:8.1f} MB/s  {seconds:6.2f} s  "
               f"peak RSS {rss / 1e6:6.1f} MB", flush=True)
 
@@ -99,7 +111,7 @@ def run_size(folder: Path, target: Path, gib: int, repeat: int,
                    "EVIDOCK_VAULT_ROOT": str(vault),
                    "EVIDOCK_STATION_ID": "bench", "EVIDOCK_AGENCY": "bench", **extra}
             prepare(env)
-            measure(name, [str(BIN / "evidock"), "ingest", str(source.parent)], env)
+            measure(name, [str(BIN / "evidock"), "ingest", "--json", str(source.parent)], env)
             shutil.rmtree(home)
             shutil.rmtree(vault)
     results = {
@@ -109,6 +121,8 @@ def run_size(folder: Path, target: Path, gib: int, repeat: int,
                "all_mb_per_s": [size / s / 1e6 for s, _ in got]}
         for name, got in runs.items()
     }
+    for name, seconds in docks.items():
+        results[name]["dock_mb_per_s"] = size / statistics.median(seconds) / 1e6
     print("  medians: " + ", ".join(f"{n} {r['mb_per_s']:.0f} MB/s" for n, r in results.items()))
     base = results["hash-only"]["mb_per_s"]
     dd = results["dd"]["mb_per_s"]

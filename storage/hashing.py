@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-_QUEUE_BLOCKS = 8
+_QUEUE_BLOCKS = 4  # blocks a stage may lag: memory, with 8 docks at once, against smoothing
 
 
 class Reader(Protocol):
