@@ -193,6 +193,11 @@ def _schema(conn: Connection) -> str | None:
     return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
 
 
+def _has_no_tables(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT 1 FROM sqlite_master").first() is None
+
+
 def _require_current(engine: Engine, where: str) -> None:
     """Refuse a catalog this evidock has not migrated: a reader cannot upgrade it."""
     try:
@@ -208,6 +213,11 @@ def _require_current(engine: Engine, where: str) -> None:
     if found is None and engine.dialect.name == "postgresql":
         raise UsageError(f"nothing has been stored in {where} yet (it has no evidock "
                          "schema): check database_url")
+    if found is None and _has_no_tables(engine):
+        raise UsageError(f"nothing has been stored in {where} yet: it holds no tables (as a "
+                         "store's first start stopped before making them leaves it); the "
+                         "next writing command (e.g. `evidock ingest`, or the daemon's "
+                         "start) makes them")
     if found is None:
         raise CatalogError(f"{where} is not an evidock catalog (it has no schema version)")
     if found != SCHEMA:

@@ -112,6 +112,23 @@ def test_a_reader_refuses_a_catalog_it_would_have_to_upgrade(store: Path) -> Non
     same_but_lock_files(before, snapshot(store))
 
 
+def test_a_catalog_file_without_tables_is_named_as_such_and_the_next_start_makes_them(
+        home: Path, tmp_path: Path) -> None:
+    """What a kill during a new store's first start can leave: the catalog file, empty."""
+    home.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(home / "catalog.db").close()  # a SQLite file with no tables
+    before = snapshot(home)
+    for args in (["log"], ["show", "1"], ["verify"]):
+        code, _, err = evidock(*args)
+        assert code == 2 and "holds no tables" in err and "`evidock ingest`" in err, err
+    same_but_lock_files(before, snapshot(home))
+    (tmp_path / "nothing").mkdir()
+    code, _, err = evidock("ingest", str(tmp_path / "nothing"))
+    assert code == 0, err
+    code, out, err = evidock("log", "--json")
+    assert code == 0 and json.loads(out) == [], err
+
+
 @pytest.fixture
 def read_only_copy(store: Path, tmp_path: Path) -> Iterator[Path]:
     """The station's folder (without its key) on a read-only mount, as on a disc."""
