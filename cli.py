@@ -2,9 +2,13 @@
 
 Data goes to stdout, logs to stderr. Exit codes: 0 fine, 1 something failed
 or a problem was found, 2 bad usage or invalid settings.
-"""
 
-from __future__ import annotations
+Start-up is part of every command (issue 11: `log`, `show`, `status` under 0.3 s): heavy
+modules are imported by the commands that use them, and this module and agent/*_cli.py
+keep their annotations as objects (no ``from __future__ import annotations``): typer
+reads every command's signature at each start, and string annotations cost it an eval
+each (12 ms of cli.py's 40, measured).
+"""
 
 import json
 import logging
@@ -47,6 +51,7 @@ from agent.retention_cli import hold_app, purge
 from agent.station import (
     key_file_ids,
     open_reader,
+    open_reads,
     open_station,
     require_store,
     trusted_keys,
@@ -58,6 +63,7 @@ from ingest.explain import needs_notice
 from ingest.plan import Identity
 from storage.durable import write_atomic
 from storage.errors import CatalogUnreachable, EvidockError, NotFound, UsageError
+from storage.terms import LogFilter
 from storage.text import shown
 
 # The catalog's modules (SQLAlchemy), the keys' (cryptography), the settings' (pydantic),
@@ -355,14 +361,12 @@ def log_cmd(
 ) -> None:
     """The ingest log: the recordings that match, oldest first (the most recent --limit).
     An officer sees only their own; another officer's rows listed are registered (R12)."""
-    from storage.catalog import LogFilter
-
     settings = settings_of(ctx)
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
     start, end = moment_of(since, settings, upper=False), moment_of(until, settings, upper=True)
-    catalog = open_reader(settings).catalog
-    own = access.own_officers(ctx, catalog)
+    reads, catalog = open_reads(settings, bound=caller_of(ctx).delegated)
+    own = access.own_officers(ctx, catalog) if catalog is not None else None
     if own is not None:  # an officer: their own recordings only
         if officer is not None and officer not in own:
             raise UsageError(f"officers see only their own recordings; {officer} is not "
@@ -370,10 +374,11 @@ def log_cmd(
         officer = officer or (min(own) if own else "")
     flt = LogFilter(device=device, officer=officer, since=start, until=end,
                     late=True if late else None, state=state, case=case)
-    found = catalog.recordings(flt, limit=limit or None)
-    access.guard(ctx, settings, catalog, "log", found, access.Approved(reason=reason),
-                 approval_needed=False)
-    if limit and len(found) == limit and (total := catalog.count_recordings(flt=flt)) > limit:
+    found = reads.recordings(flt, limit=limit or None)
+    if catalog is not None:
+        access.guard(ctx, settings, catalog, "log", found, access.Approved(reason=reason),
+                     approval_needed=False)
+    if limit and len(found) == limit and (total := reads.count_recordings(flt=flt)) > limit:
         sys.stderr.write(f"showing the {limit:,} most recent of {total:,} recordings that "
                          "match; --limit 0 shows all\n")
     rows = [render.recording_dict(r) for r in found]
@@ -390,15 +395,16 @@ def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")
          approval: access.Approval = None) -> None:
     """One recording with its explanations (another officer's: with an approval, R12)."""
     settings = settings_of(ctx)
-    catalog = open_reader(settings).catalog
+    reads, catalog = open_reads(settings, bound=caller_of(ctx).delegated)
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
-    rec = catalog.recording(rec_id)
-    access.guard(ctx, settings, catalog, "show", [rec],
-                 access.Approved(reason, approved_by, approval))
+    rec = reads.recording(rec_id)
+    if catalog is not None:
+        access.guard(ctx, settings, catalog, "show", [rec],
+                     access.Approved(reason, approved_by, approval))
     data = render.recording_dict(rec)
     data["explanations"] = [render.explanation_dict(e)
-                            for e in catalog.explanations(recording_id=rec_id)]
+                            for e in reads.explanations(recording_id=rec_id)]
     if as_json:
         emit_json(data)
         return
@@ -602,14 +608,12 @@ def status(ctx: typer.Context,
     except NotRunning:  # a mistyped home is named as such, not as "not running"
         require_store(settings, key=False)  # (the key's folder may be closed to this user)
         raise
-    # (here, not at the top: a stopped daemon is told without loading the catalog)
-    from storage.explanations import ExplanationFilter, Explanations
     from storage.spool import Spool
 
     try:  # the daemon's state needs only the run folder; the catalog may be closed to us
-        book = Explanations(open_reader(settings).catalog)
-        data["attention"] = [render.explanation_dict(e) for e in book.list(
-            ExplanationFilter(open_only=True)) if needs_notice(e)]
+        reads, _ = open_reads(settings, bound=False)  # (R12 is about recordings)
+        data["attention"] = [render.explanation_dict(e) for e in
+                             reads.explanations(open_only=True) if needs_notice(e)]
     except EvidockError as exc:
         data["attention"], data["attention_unknown"] = None, str(exc)
     try:

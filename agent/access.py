@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from agent.settings import Settings
     from storage.catalog import Catalog
     from storage.models import Recording
+    from storage.quickread import RecordingRow
 
 Reason = Annotated[str | None, typer.Option(
     "--reason", help="why (R12: registered when the recordings are another officer's)")]
@@ -50,8 +51,8 @@ def own_officers(ctx: typer.Context, catalog: Catalog) -> set[str] | None:
 
 
 def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
-          recordings: Sequence[Recording], given: Approved, *, approval_needed: bool = True
-          ) -> None:
+          recordings: Sequence[Recording | RecordingRow], given: Approved, *,
+          approval_needed: bool = True) -> None:
     """Refuse what the caller may not do with ``recordings``; register what they may and
     that concerns other officers' recordings. Changes nothing for direct administrators."""
     from storage.registry import Registry
@@ -79,7 +80,7 @@ def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
 
 
 def _register(catalog: Catalog, settings: Settings, who: Caller, action: str,
-              others: Sequence[Recording], given: Approved) -> None:
+              others: Sequence[Recording | RecordingRow], given: Approved) -> None:
     """In ``catalog`` if it can write, else in a writer opened for it (a reader's)."""
     from storage.access import AccessLog
     from storage.models import AccessEntry
@@ -98,6 +99,6 @@ def _register(catalog: Catalog, settings: Settings, who: Caller, action: str,
             writer.close()
 
 
-def _ids(rows: Sequence[Recording]) -> str:
+def _ids(rows: Sequence[Recording | RecordingRow]) -> str:
     shown = ", ".join(str(r.id) for r in rows[:10])
     return shown + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")

@@ -1,7 +1,5 @@
 """`evidock access log`: the register of who saw, exported or tagged whose recordings."""
 
-from __future__ import annotations
-
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -17,7 +15,7 @@ if TYPE_CHECKING:
 access_app = typer.Typer(no_args_is_help=True, help="The access register (R12).")
 
 
-def entry_dict(e: AccessEntry) -> dict[str, Any]:
+def entry_dict(e: "AccessEntry") -> dict[str, Any]:
     return {"id": e.id, "at": e.at.isoformat(), "user": e.login, "roles": e.roles,
             "action": e.action, "recordings": json.loads(e.recordings),
             "officers": json.loads(e.officers), "reason": e.reason,

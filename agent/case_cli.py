@@ -1,7 +1,5 @@
 """`evidock case close|file|list` (R11: records filed within 30 days of the action's end)."""
 
-from __future__ import annotations
-
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,7 +22,7 @@ CaseNo = Annotated[str, typer.Argument(metavar="CASE_NO")]
 By = Annotated[str, typer.Option("--by", help="who records it")]
 
 
-def case_dict(state: CaseState) -> dict[str, Any]:
+def case_dict(state: "CaseState") -> dict[str, Any]:
     c = state.case
     now = now_utc()
     return {"case": state.case_no, "recordings": state.recordings, "status": state.status(now),

@@ -1,7 +1,5 @@
 """`evidock duty declare|list` and `evidock overdue` (R2)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -24,7 +22,7 @@ When = Annotated[str, typer.Option(metavar="TIME", help="ISO time; without a zon
                                    "station's")]
 
 
-def duty_dict(d: Duty) -> dict[str, Any]:
+def duty_dict(d: "Duty") -> dict[str, Any]:
     return {"id": d.id, "officer": d.officer_no, "from": d.starts_at.isoformat(),
             "until": d.ends_at.isoformat(), "returned_at": d.returned_at.isoformat(),
             "reason": d.reason, "declared_at": d.declared_at.isoformat(),

@@ -1,7 +1,5 @@
 """`evidock explain ...`: list, show, complete, correct and print written explanations."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,7 +12,7 @@ from agent.render import TIME_FIELDS
 from agent.station import open_reader, open_station
 from ingest.explain import Reason, check_signers
 from storage.errors import UsageError
-from storage.terms import now_utc
+from storage.terms import LogFilter, now_utc
 from storage.text import shown
 
 if TYPE_CHECKING:
@@ -32,18 +30,16 @@ Id = Annotated[int, typer.Argument(metavar="ID", help="the explanation's number"
 _SHOW_LIMIT = 4000
 
 
-def _reader(ctx: typer.Context) -> tuple[Explanations, Settings]:
+def _reader(ctx: typer.Context) -> "tuple[Explanations, Settings]":
     from storage.explanations import Explanations
 
     settings = settings_of(ctx)
     return Explanations(open_reader(settings).catalog), settings
 
 
-def _visible(ctx: typer.Context, catalog: Catalog) -> set[int] | None:
+def _visible(ctx: typer.Context, catalog: "Catalog") -> set[int] | None:
     """The recordings whose explanations the caller may see; None: all (R12: an
     officer sees those about their own recordings)."""
-    from storage.catalog import LogFilter
-
     own = own_officers(ctx, catalog)
     if own is None:
         return None
@@ -51,11 +47,11 @@ def _visible(ctx: typer.Context, catalog: Catalog) -> set[int] | None:
             if r.id is not None}
 
 
-def _about_visible(exp: Explanation, visible: set[int] | None) -> bool:
+def _about_visible(exp: "Explanation", visible: set[int] | None) -> bool:
     return visible is None or bool({exp.recording_id, exp.related_recording_id} & visible)
 
 
-def _get(ctx: typer.Context, book: Explanations, explanation_id: int) -> Explanation:
+def _get(ctx: typer.Context, book: "Explanations", explanation_id: int) -> "Explanation":
     exp = book.get(explanation_id)
     if not _about_visible(exp, _visible(ctx, book.catalog)):
         raise UsageError(f"officers see only explanations about their own recordings; "
@@ -63,7 +59,7 @@ def _get(ctx: typer.Context, book: Explanations, explanation_id: int) -> Explana
     return exp
 
 
-def list_explanations(ctx: typer.Context, flt: ExplanationFilter, as_json: bool) -> None:
+def list_explanations(ctx: typer.Context, flt: "ExplanationFilter", as_json: bool) -> None:
     book, _ = _reader(ctx)
     visible = _visible(ctx, book.catalog)
     rows = [render.explanation_dict(e) for e in book.list(flt) if _about_visible(e, visible)]
@@ -100,7 +96,7 @@ def list_cmd(
     list_explanations(ctx, flt, as_json)
 
 
-def _document_data(book: Explanations, exp: Explanation) -> tuple[dict[str, Any],
+def _document_data(book: "Explanations", exp: "Explanation") -> tuple[dict[str, Any],
                                                                    list[dict[str, Any]]]:
     data = render.explanation_dict(exp)
     officer = _officer_of(book, exp)
@@ -112,7 +108,7 @@ def _document_data(book: Explanations, exp: Explanation) -> tuple[dict[str, Any]
     return data, [render.statement_dict(st, officers) for st in statements]
 
 
-def _officer_of(book: Explanations, exp: Explanation) -> str | None:
+def _officer_of(book: "Explanations", exp: "Explanation") -> str | None:
     catalog = book.catalog
     if exp.recording_id is not None:
         return catalog.recording(exp.recording_id).officer_no

@@ -55,13 +55,13 @@ from ingest.package import (
     records_row,
 )
 from storage.canonical import utc_text
-from storage.catalog import LogFilter
 from storage.checkpoint import verifier_key
 from storage.durable import fsync_dir
 from storage.errors import EvidockError, NotFound, UsageError, VaultError
 from storage.hashing import hash_fd, hash_stream
 from storage.merkle import MerkleTree, leaf_hash
 from storage.models import Recording, now_utc
+from storage.terms import LogFilter
 
 log = logging.getLogger(__name__)
 

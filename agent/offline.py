@@ -154,11 +154,11 @@ class Replay:
 
 def waiting(settings: Settings) -> int | None:
     """How many offline dock sessions wait for the site catalog (None: no offline store)."""
-    from storage.catalog import Catalog
-
     folder = offline_folder(settings)
     if not (folder / "catalog.db").exists():
         return None
+    from storage.catalog import Catalog
+
     catalog = Catalog.open_readonly(f"sqlite:///{folder / 'catalog.db'}")
     try:
         return len({s.session_id for s in catalog.sessions()} - set(_marks(folder)))

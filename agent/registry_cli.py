@@ -1,7 +1,5 @@
 """`evidock device ...` and `evidock officer ...`: the custodians' commands."""
 
-from __future__ import annotations
-
 import json
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +27,7 @@ By = Annotated[str, typer.Option("--by", help="who is making the change")]
 Json = Annotated[bool, typer.Option("--json")]
 
 
-def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
+def _registry(ctx: typer.Context, *, create: bool = True) -> "Registry":
     """The registry; the listing commands pass ``create=False``: read-only, no key needed."""
     from storage.registry import Registry
 
@@ -37,7 +35,7 @@ def _registry(ctx: typer.Context, *, create: bool = True) -> Registry:
     return Registry(open_station(settings).catalog if create else open_reader(settings).catalog)
 
 
-def device_dict(d: Device) -> dict[str, Any]:
+def device_dict(d: "Device") -> dict[str, Any]:
     return {"device": d.device_no, "usb_serial": d.usb_serial, "model": d.model,
             "officer": d.officer_no, "status": d.status, "checked_out_to": d.checked_out_to,
             "registered_at": d.registered_at.isoformat() if d.registered_at else None,
@@ -45,12 +43,12 @@ def device_dict(d: Device) -> dict[str, Any]:
             "first_seen": d.first_seen.isoformat(), "last_seen": d.last_seen.isoformat()}
 
 
-def note_dict(n: DeviceNote) -> dict[str, Any]:
+def note_dict(n: "DeviceNote") -> dict[str, Any]:
     return {"id": n.id, "at": n.at.isoformat(), "kind": n.kind, "note": n.note,
             "officer": n.officer_no, "by": n.by}
 
 
-def dock_dict(d: DockSession) -> dict[str, Any]:
+def dock_dict(d: "DockSession") -> dict[str, Any]:
     return {"session": d.session_id,
             "started_at": d.started_at.isoformat() if d.started_at else None,
             "finished_at": d.finished_at.isoformat() if d.finished_at else None,
@@ -60,7 +58,7 @@ def dock_dict(d: DockSession) -> dict[str, Any]:
             "after": json.loads(d.ready_json) if d.ready_json else None}
 
 
-def officer_dict(o: Officer) -> dict[str, Any]:
+def officer_dict(o: "Officer") -> dict[str, Any]:
     return {"officer": o.officer_no, "name": o.name, "unit_no": o.unit_no,
             "unit_name": o.unit_name, "role": o.role, "login": o.login}
 

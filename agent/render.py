@@ -14,6 +14,7 @@ from ingest.record import FORMATS, IngestRecord
 if TYPE_CHECKING:
     from ingest.verify import VerifyReport
     from storage.models import Explanation, Officer, Recording, Statement
+    from storage.quickread import ExplanationRow, RecordingRow
 
 #: Fields of the dicts below (and of the other commands' JSON) that hold times.
 TIME_FIELDS = frozenset((
@@ -27,7 +28,7 @@ def _t(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def recording_dict(row: Recording) -> dict[str, Any]:
+def recording_dict(row: Recording | RecordingRow) -> dict[str, Any]:
     record = IngestRecord.from_row(row)
     return {
         "id": row.id, "state": row.state, "agency": row.agency, "station": row.station_id,
@@ -48,7 +49,7 @@ def recording_dict(row: Recording) -> dict[str, Any]:
     }
 
 
-def explanation_dict(exp: Explanation) -> dict[str, Any]:
+def explanation_dict(exp: Explanation | ExplanationRow) -> dict[str, Any]:
     return {
         "id": exp.id, "kind": exp.kind, "rule": exp.rule, "status": exp.status,
         "device": exp.device_no, "source_path": exp.source_path, "vault_path": exp.vault_path,

@@ -1,7 +1,5 @@
 """`evidock report`: statistics for supervisors and the yearly case list (R14)."""
 
-from __future__ import annotations
-
 import sys
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -15,6 +13,7 @@ from rich.text import Text
 from agent.cliutil import emit_json, moment_of, out, say, settings_of, when, write_output
 from agent.station import open_reader
 from storage.errors import UsageError
+from storage.terms import LogFilter
 from storage.text import shown
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ def report(
 ) -> None:
     """Recordings, hours, bytes, lateness, explanations, interruptions, device faults."""
     from ingest.report import build, to_csv, year_cases
-    from storage.catalog import LogFilter
     from storage.models import Case, DeviceNote, Explanation
 
     settings = settings_of(ctx)
@@ -123,7 +121,7 @@ def _csv_rows(rows: list[dict[str, Any]]) -> None:
     writer.writerows(rows)
 
 
-def _table(by: str, lines: list[Line]) -> Table:
+def _table(by: str, lines: "list[Line]") -> Table:
     table = Table()
     columns = list(lines[0].to_dict()) if lines else []
     table.add_column(by)

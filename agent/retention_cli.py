@@ -1,7 +1,5 @@
 """`evidock hold add|release|list` (R9) and `evidock purge` (R8)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,14 +23,14 @@ Note = Annotated[str, typer.Option("--note", help="why, in words")]
 Json = Annotated[bool, typer.Option("--json")]
 
 
-def hold_dict(h: Hold) -> dict[str, Any]:
+def hold_dict(h: "Hold") -> dict[str, Any]:
     return {"id": h.id, "recording": h.recording_id, "case": h.case_no, "reason": h.reason,
             "note": h.note, "by": h.placed_by, "at": h.placed_at.isoformat(),
             "released_at": h.released_at.isoformat() if h.released_at else None,
             "released_by": h.released_by, "release_note": h.release_note}
 
 
-def due_dict(d: Due, now: Any) -> dict[str, Any]:
+def due_dict(d: "Due", now: Any) -> dict[str, Any]:
     rec = d.recording
     return {"recording": rec.id, "device": rec.device_no, "officer": rec.officer_no,
             "source_path": rec.source_path, "case": rec.case_no, "category": rec.category,
@@ -152,8 +150,8 @@ def purge(
         "their rows stay as tombstones")
 
 
-def _chosen(due: list[Due], rec_ids: list[int] | None, now: Any, *, strict: bool
-            ) -> list[Due]:
+def _chosen(due: "list[Due]", rec_ids: list[int] | None, now: Any, *, strict: bool
+            ) -> "list[Due]":
     """The named recordings (each must exist, and with ``strict`` be purgeable), or every
     purgeable one (all, for a dry run)."""
     if not rec_ids:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from storage.catalog import Catalog
     from storage.keys import PublicKey, StationKey
     from storage.models import Station
+    from storage.quickread import CatalogReads
+
+log = logging.getLogger(__name__)
 
 
 def ingest_options(settings: Settings) -> IngestOptions:
@@ -145,6 +149,24 @@ def open_reader(settings: Settings) -> Reader:
     catalog.station_id = settings.station_id
     return Reader(catalog, Vault(settings.vault_dir, station=settings.station_id
                                  if settings.shared_vault else None))
+
+
+def open_reads(settings: Settings, *, bound: bool) -> tuple[CatalogReads, Catalog | None]:
+    """For `log`, `show` and `status`: what they read the catalog with and, when R12
+    binds the caller (``bound``: a delegated run), the catalog its checks and
+    registrations use (agent/access.py). Otherwise, on a SQLite catalog of this
+    release, the reads are made without the ORM (storage/quickread.py), whose import
+    alone would take longer than these commands may (issue 11)."""
+    from storage.quickread import QuickCatalog, Unsuitable
+
+    if not bound:
+        require_store(settings, key=False)
+        try:
+            return QuickCatalog.of_url(settings.catalog_url), None
+        except Unsuitable as exc:  # open_reader reads it, or says what is wrong
+            log.debug("the catalog is read through the ORM: %s", exc)
+    catalog = open_reader(settings).catalog
+    return catalog, catalog
 
 
 def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:

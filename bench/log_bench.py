@@ -32,8 +32,9 @@ from sqlalchemy import insert
 from sqlmodel import Session
 
 from agent.render import recording_dict
-from storage.catalog import Catalog, LogFilter
+from storage.catalog import Catalog
 from storage.models import Recording
+from storage.terms import LogFilter
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tests.pgserver import PASSWORD, PgServer  # (the repository root, put on the path above)

@@ -17,8 +17,9 @@ from datetime import timedelta
 from ingest.dock import IngestContext, IngestOptions
 from ingest.mediatypes import is_clip
 from ingest.rules import Clip, gaps
-from storage.catalog import Catalog, LogFilter
+from storage.catalog import Catalog
 from storage.models import Explanation, Recording
+from storage.terms import LogFilter
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from storage.errors import UsageError
 
 if TYPE_CHECKING:
     from storage.models import Explanation, Officer
+    from storage.quickread import ExplanationRow
 
 # kind -> (rule, what the explanation is about)
 KINDS: dict[str, tuple[str, str]] = {
@@ -82,7 +83,7 @@ def rule_of(kind: str) -> str:
 VIOLATIONS: frozenset[str] = frozenset({"continuity_violation"})
 
 
-def needs_notice(exp: Explanation) -> bool:
+def needs_notice(exp: Explanation | ExplanationRow) -> bool:
     """Whether a supervisor must be told at once (R3: storage faults; violations)."""
     return exp.rule == "R3" or exp.kind in VIOLATIONS
 

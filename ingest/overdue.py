@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ingest.rules import timing
-from storage.catalog import Catalog, LogFilter
+from storage.catalog import Catalog
 from storage.duties import Duties
 from storage.models import Device, Explanation, Recording
 from storage.registry import Registry
+from storage.terms import LogFilter
 
 
 @dataclass(frozen=True)

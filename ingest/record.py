@@ -17,6 +17,7 @@ from storage.canonical import canonical_json
 
 if TYPE_CHECKING:
     from storage.models import Recording
+    from storage.quickread import RecordingRow
 
 RECORD_FORMAT = "evidock-ingest-record/2"
 RECORD_FORMAT_V1 = "evidock-ingest-record/1"
@@ -66,7 +67,7 @@ class IngestRecord:
         return canonical_json(self.fields())
 
     @classmethod
-    def from_row(cls, row: Recording) -> IngestRecord:
+    def from_row(cls, row: Recording | RecordingRow) -> IngestRecord:
         return cls(
             station=row.station_id, agency=row.agency, session=row.session_id,
             device=row.device_no, officer=row.officer_no, source_path=row.source_path,

@@ -40,9 +40,9 @@ from ingest.record import IngestRecord
 from ingest.rules import LoggedEvent
 from ingest.source import Commands
 from ingest.talk import Said
-from storage.catalog import LogFilter
 from storage.errors import VaultError
 from storage.models import DockSession, Explanation, Recording
+from storage.terms import LogFilter
 
 # What a recorder said at the offline dock, carried into the replay's session as it is.
 _FACTS = ("firmware", "device_no", "officer_no", "clock_drift_s", "clock_set",

@@ -8,10 +8,7 @@ transaction with one leaf a file. Readers open the catalog read-only
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
-import urllib.parse
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +44,8 @@ from storage.models import (
     Recording,
     Station,
 )
+from storage.quickread import connect_readonly
+from storage.terms import SCHEMA, LogFilter
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -144,37 +143,16 @@ def unreachable(where: str, exc: OperationalError) -> CatalogError:
 
 
 def _read_only_engine(path: Path) -> Engine:
-    """A SQLite engine that cannot write ``path`` (``mode=ro``; ``query_only`` too).
-
-    On a read-only file system (a copy on a disc, a read-only mount) a WAL database
-    whose -wal and -shm files are gone cannot be opened with ``mode=ro``; nobody can
-    write it there, so it is opened ``immutable``.
-    """
+    """A SQLite engine that cannot write ``path`` (quickread.connect_readonly says how)."""
     if not path.is_file():
         raise CatalogError(f"no catalog at {path}")
-    folder = os.statvfs(path.parent)
-    frozen = bool(folder.f_flag & os.ST_RDONLY)
-    uri = "file:" + urllib.parse.quote(str(path)) + ("?immutable=1" if frozen else "?mode=ro")
-
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        conn.isolation_level = None
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
-
-    engine = create_engine("sqlite://", creator=connect)
+    engine = create_engine("sqlite://", creator=lambda: connect_readonly(path))
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN")
 
     return engine
-
-
-#: The newest migration in storage/migrations (a test keeps the two the same). A catalog
-#: already at it is opened without loading alembic at all.
-SCHEMA = "0008"
 
 
 def schema_of(engine: Engine) -> str | None:
@@ -269,18 +247,6 @@ def _shown_url(engine: Engine) -> str:
     """'the catalog <url>' as a message names it (no password: a URL never holds one)."""
     shown = engine.url.set(drivername=engine.url.get_backend_name())
     return f"the catalog {shown.render_as_string(hide_password=True)}"
-
-
-@dataclass(frozen=True)
-class LogFilter:
-    device: str | None = None
-    officer: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    late: bool | None = None
-    state: str | None = None
-    case: str | None = None
-    session: str | None = None
 
 
 def _load(db: Session, cls: type[M], key: Any, values: set[Any]) -> Sequence[M]:
@@ -763,13 +729,15 @@ class Catalog:
         with self.reading() as db:
             return db.exec(query.order_by(col(Clearing.id))).all()
 
-    def explanations(self, *, recording_id: int | None = None,
-                     session_id: str | None = None) -> Sequence[Explanation]:
+    def explanations(self, *, recording_id: int | None = None, session_id: str | None = None,
+                     open_only: bool = False) -> Sequence[Explanation]:
         query = select(Explanation)
         if recording_id is not None:
             query = query.where(Explanation.recording_id == recording_id)
         if session_id is not None:
             query = query.where(Explanation.session_id == session_id)
+        if open_only:
+            query = query.where(Explanation.status == "open")
         with self.reading() as db:
             return db.exec(query.order_by(col(Explanation.id))).all()
 

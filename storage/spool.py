@@ -17,12 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.canonical import utc_text
-from storage.catalog import Catalog
 from storage.durable import fsync_dir, write_atomic
 from storage.errors import CatalogError
-from storage.models import Explanation, now_utc
+from storage.terms import now_utc
+
+if TYPE_CHECKING:  # (`evidock status` counts the spool without loading the ORM)
+    from storage.catalog import Catalog
+    from storage.models import Explanation
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,8 @@ class Spool:
     def waiting(self) -> Iterator[Spooled]:
         """What is in the spool, oldest first; a file that cannot be read is logged and
         left where it is (never removed unrecorded)."""
+        from storage.models import Explanation
+
         try:
             names = sorted(p for p in self.folder.glob("*.json"))
         except OSError as exc:

@@ -24,8 +24,9 @@ from ingest.dock import IngestContext
 from ingest.plan import Identity
 from ingest.record import IngestRecord
 from ingest.verify import verify_store
-from storage.catalog import SCHEMA, Catalog, LogFilter, make_engine
+from storage.catalog import Catalog, make_engine
 from storage.registry import Registry
+from storage.terms import SCHEMA, LogFilter
 from tests.catalogdb import raw_catalog
 from tests.conftest import SHIFT_END, Clock, run_dock
 
