@@ -365,8 +365,8 @@ def log_cmd(
     if state not in (None, "stored", "quarantined"):
         raise UsageError(f"--state must be 'stored' or 'quarantined', not {state!r}")
     start, end = moment_of(since, settings, upper=False), moment_of(until, settings, upper=True)
-    reads, catalog = open_reads(settings, bound=caller_of(ctx).delegated)
-    own = access.own_officers(ctx, catalog) if catalog is not None else None
+    catalog = open_reads(settings)
+    own = access.own_officers(ctx, catalog)
     if own is not None:  # an officer: their own recordings only
         if officer is not None and officer not in own:
             raise UsageError(f"officers see only their own recordings; {officer} is not "
@@ -374,11 +374,10 @@ def log_cmd(
         officer = officer or (min(own) if own else "")
     flt = LogFilter(device=device, officer=officer, since=start, until=end,
                     late=True if late else None, state=state, case=case)
-    found = reads.recordings(flt, limit=limit or None)
-    if catalog is not None:
-        access.guard(ctx, settings, catalog, "log", found, access.Approved(reason=reason),
-                     approval_needed=False)
-    if limit and len(found) == limit and (total := reads.count_recordings(flt=flt)) > limit:
+    found = catalog.recordings(flt, limit=limit or None)
+    access.guard(ctx, settings, catalog, "log", found, access.Approved(reason=reason),
+                 approval_needed=False)
+    if limit and len(found) == limit and (total := catalog.count_recordings(flt=flt)) > limit:
         sys.stderr.write(f"showing the {limit:,} most recent of {total:,} recordings that "
                          "match; --limit 0 shows all\n")
     rows = [render.recording_dict(r) for r in found]
@@ -395,16 +394,15 @@ def show(ctx: typer.Context, rec_id: Annotated[int, typer.Argument(metavar="ID")
          approval: access.Approval = None) -> None:
     """One recording with its explanations (another officer's: with an approval, R12)."""
     settings = settings_of(ctx)
-    reads, catalog = open_reads(settings, bound=caller_of(ctx).delegated)
+    catalog = open_reads(settings)
     if not 0 <= rec_id <= _MAX_ID:  # beyond SQLite's INTEGER: no such row can exist
         raise NotFound(f"no recording with id {rec_id}")
-    rec = reads.recording(rec_id)
-    if catalog is not None:
-        access.guard(ctx, settings, catalog, "show", [rec],
-                     access.Approved(reason, approved_by, approval))
+    rec = catalog.recording(rec_id)
+    access.guard(ctx, settings, catalog, "show", [rec],
+                 access.Approved(reason, approved_by, approval))
     data = render.recording_dict(rec)
     data["explanations"] = [render.explanation_dict(e)
-                            for e in reads.explanations(recording_id=rec_id)]
+                            for e in catalog.explanations(recording_id=rec_id)]
     if as_json:
         emit_json(data)
         return
@@ -611,9 +609,9 @@ def status(ctx: typer.Context,
     from storage.spool import Spool
 
     try:  # the daemon's state needs only the run folder; the catalog may be closed to us
-        reads, _ = open_reads(settings, bound=False)  # (R12 is about recordings)
         data["attention"] = [render.explanation_dict(e) for e in
-                             reads.explanations(open_only=True) if needs_notice(e)]
+                             open_reads(settings).explanations(open_only=True)
+                             if needs_notice(e)]
     except EvidockError as exc:
         data["attention"], data["attention_unknown"] = None, str(exc)
     try:

@@ -21,9 +21,8 @@ from storage.terms import now_utc
 
 if TYPE_CHECKING:
     from agent.settings import Settings
-    from storage.catalog import Catalog
     from storage.models import Recording
-    from storage.quickread import RecordingRow
+    from storage.quickread import CatalogReads, RecordingRow
 
 Reason = Annotated[str | None, typer.Option(
     "--reason", help="why (R12: registered when the recordings are another officer's)")]
@@ -40,27 +39,23 @@ class Approved:
     approval: str | None = None
 
 
-def own_officers(ctx: typer.Context, catalog: Catalog) -> set[str] | None:
+def own_officers(ctx: typer.Context, catalog: CatalogReads) -> set[str] | None:
     """The officer numbers the caller may see; None: every officer's."""
-    from storage.registry import Registry
-
     who = caller_of(ctx)
     if not who.delegated or who.sees_all:
         return None
-    return Registry(catalog).officers_of(who.login)
+    return catalog.officers_of(who.login)
 
 
-def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
+def guard(ctx: typer.Context, settings: Settings, catalog: CatalogReads, action: str,
           recordings: Sequence[Recording | RecordingRow], given: Approved, *,
           approval_needed: bool = True) -> None:
     """Refuse what the caller may not do with ``recordings``; register what they may and
     that concerns other officers' recordings. Changes nothing for direct administrators."""
-    from storage.registry import Registry
-
     who = caller_of(ctx)
     if not who.delegated or not recordings:
         return
-    own = Registry(catalog).officers_of(who.login)
+    own = catalog.officers_of(who.login)
     others = [r for r in recordings if r.officer_no not in own]
     if not others:
         return
@@ -79,13 +74,15 @@ def guard(ctx: typer.Context, settings: Settings, catalog: Catalog, action: str,
     _register(catalog, settings, who, action, others, given)
 
 
-def _register(catalog: Catalog, settings: Settings, who: Caller, action: str,
+def _register(catalog: CatalogReads, settings: Settings, who: Caller, action: str,
               others: Sequence[Recording | RecordingRow], given: Approved) -> None:
     """In ``catalog`` if it can write, else in a writer opened for it (a reader's)."""
     from storage.access import AccessLog
+    from storage.catalog import Catalog
     from storage.models import AccessEntry
 
-    writer = catalog if catalog.writer is not None else open_catalog(settings)
+    writer = (catalog if isinstance(catalog, Catalog) and catalog.writer is not None
+              else open_catalog(settings))
     try:
         AccessLog(writer).register(AccessEntry(
             at=now_utc(), login=who.login, roles=",".join(sorted(who.roles)), action=action,

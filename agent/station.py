@@ -151,22 +151,19 @@ def open_reader(settings: Settings) -> Reader:
                                  if settings.shared_vault else None))
 
 
-def open_reads(settings: Settings, *, bound: bool) -> tuple[CatalogReads, Catalog | None]:
-    """For `log`, `show` and `status`: what they read the catalog with and, when R12
-    binds the caller (``bound``: a delegated run), the catalog its checks and
-    registrations use (agent/access.py). Otherwise, on a SQLite catalog of this
-    release, the reads are made without the ORM (storage/quickread.py), whose import
-    alone would take longer than these commands may (issue 11)."""
+def open_reads(settings: Settings) -> CatalogReads:
+    """What `log`, `show` and `status` read the catalog with: on a SQLite catalog of this
+    release, reads without the ORM (storage/quickread.py), whose import alone would take
+    longer than these commands may (issue 11); else the catalog, read-only. (R12's
+    registration of a look at others' recordings opens a writer of its own.)"""
     from storage.quickread import QuickCatalog, Unsuitable
 
-    if not bound:
-        require_store(settings, key=False)
-        try:
-            return QuickCatalog.of_url(settings.catalog_url), None
-        except Unsuitable as exc:  # open_reader reads it, or says what is wrong
-            log.debug("the catalog is read through the ORM: %s", exc)
-    catalog = open_reader(settings).catalog
-    return catalog, catalog
+    require_store(settings, key=False)
+    try:
+        return QuickCatalog.of_url(settings.catalog_url)
+    except Unsuitable as exc:  # open_reader reads it, or says what is wrong
+        log.debug("the catalog is read through the ORM: %s", exc)
+    return open_reader(settings).catalog
 
 
 def key_file_ids(settings: Settings) -> tuple[str | None, str | None, str]:

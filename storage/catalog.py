@@ -628,6 +628,12 @@ class Catalog:
         with self.reading() as db:
             return db.exec(query.order_by(col(Recording.id)).limit(1)).first()
 
+    def officers_of(self, login: str) -> set[str]:
+        """The officer numbers whose OS account is ``login`` (R12: whose recordings are
+        theirs)."""
+        with self.reading() as db:
+            return set(db.exec(select(Officer.officer_no).where(Officer.login == login)))
+
     def recording(self, rec_id: int) -> Recording:
         with self.reading() as db:
             rec = db.get(Recording, rec_id)

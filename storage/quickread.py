@@ -102,8 +102,9 @@ Row = TypeVar("Row", RecordingRow, ExplanationRow)
 
 
 class CatalogReads(Protocol):
-    """The reads `log`, `show` and `status` make: storage.catalog.Catalog has them, and
-    :class:`QuickCatalog` has them for SQLite without the ORM."""
+    """The reads `log`, `show` and `status` make (with R12's checks, agent/access.py):
+    storage.catalog.Catalog has them, and :class:`QuickCatalog` has them for SQLite
+    without the ORM."""
 
     def recordings(self, flt: LogFilter | None = None, *,
                    limit: int | None = None) -> Sequence[Recording | RecordingRow]: ...
@@ -112,6 +113,8 @@ class CatalogReads(Protocol):
                          flt: LogFilter | None = None) -> int: ...
 
     def recording(self, rec_id: int) -> Recording | RecordingRow: ...
+
+    def officers_of(self, login: str) -> set[str]: ...
 
     def explanations(self, *, recording_id: int | None = None, session_id: str | None = None,
                      open_only: bool = False) -> Sequence[Explanation | ExplanationRow]: ...
@@ -189,6 +192,11 @@ class QuickCatalog:
         where, params = _log_where(flt or LogFilter(session=session_id))
         sql = f"SELECT count(*) FROM recording{where}"  # noqa: S608
         return int(self._query(sql, params)[0][0])
+
+    def officers_of(self, login: str) -> set[str]:
+        """As Catalog.officers_of: the officer numbers whose OS account is ``login``."""
+        return {row[0] for row in self._query(
+            "SELECT officer_no FROM officer WHERE login = :login", {"login": login})}
 
     def recording(self, rec_id: int) -> RecordingRow:
         found = self._rows(RecordingRow, "SELECT * FROM recording WHERE id = :id",

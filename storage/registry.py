@@ -170,11 +170,6 @@ class Registry:
                 "login": officer.login})
         return officer
 
-    def officers_of(self, login: str) -> set[str]:
-        """The officer numbers whose OS account is ``login``."""
-        with self.catalog.reading() as db:
-            return set(db.exec(select(Officer.officer_no).where(Officer.login == login)))
-
     def devices(self) -> Sequence[Device]:
         with self.catalog.reading() as db:
             return db.exec(select(Device).order_by(col(Device.device_no))).all()

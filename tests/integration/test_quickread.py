@@ -30,7 +30,7 @@ from sqlmodel import Session
 from agent.render import explanation_dict, recording_dict
 from storage.catalog import Catalog
 from storage.errors import NotFound
-from storage.models import Explanation, Recording, UTCDateTime
+from storage.models import Explanation, Officer, Recording, UTCDateTime
 from storage.quickread import ExplanationRow, QuickCatalog, RecordingRow, Unsuitable
 from storage.terms import LogFilter
 
@@ -93,6 +93,10 @@ def catalog_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with Session(writer.writer) as db, db.begin():
         db.execute(insert(Recording), _recordings(rng))
         db.execute(insert(Explanation), _explanations(rng))
+        db.execute(insert(Officer), [  # two officers share one login; one has none
+            {"officer_no": OFFICERS[0], "login": "zhang"},
+            {"officer_no": OFFICERS[1], "login": "zhang"},
+            {"officer_no": OFFICERS[2], "login": None}])
     writer.close()
     return path
 
@@ -167,6 +171,9 @@ def test_one_recording_and_explanations_are_the_same_by_either_path(
         assert shown([explanation_dict(e) for e in quick.explanations(**kw)]) == shown(want)
         assert want  # (each case has rows to compare)
     assert quick.count_recordings(session_id="s3") == full.count_recordings(session_id="s3")
+    for login in ("zhang", "nobody", ""):
+        assert quick.officers_of(login) == full.officers_of(login)
+    assert quick.officers_of("zhang") == set(OFFICERS[:2])
 
 
 def test_one_quick_reader_reads_one_snapshot(catalog_file: Path, tmp_path: Path) -> None:
