@@ -27,8 +27,9 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import PurePosixPath
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar, cast
 
 from devices.errors import SourceError
 from ingest.dock import DockInterrupted, FileOutcome, IngestContext, Progress, Volume
@@ -93,6 +94,9 @@ class Facts:
 
 @dataclass
 class Copy:
+    """A file's bytes as read from the recorder, written to the vault (not yet sealed:
+    the seal's sync runs while the next file is read)."""
+
     writer: VaultWriter
     sha256: str
     size: int
@@ -121,6 +125,45 @@ class _Cancelled(Exception):
     """A copy ahead is no longer wanted (the dock ends before it)."""
 
 
+T = TypeVar("T")
+
+
+class _Background(Generic[T]):
+    """``fn()`` run on a thread of its own (or, not ``threaded``, here and now)."""
+
+    def __init__(self, fn: Callable[[], T], name: str, *, threaded: bool = True):
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        if threaded:
+            self._thread.start()
+        else:
+            self._run(fn)
+
+    def _run(self, fn: Callable[[], T]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # noqa: BLE001  (raised again by result())
+            self._error = exc
+
+    def result(self) -> T:
+        """What ``fn`` returned, or what it raised, raised here."""
+        self._join()
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
+
+    def wait(self) -> T | None:
+        """Wait for ``fn`` to end, its outcome not wanted: what it returned (None if it
+        raised)."""
+        self._join()
+        return self._value if self._error is None else None
+
+    def _join(self) -> None:
+        if self._thread.ident is not None:
+            self._thread.join()
+
+
 class _Ahead:
     """The next file's copy, made on a thread of its own while the file before it is read
     back, checked and recorded: the recorder is read without pause. Only one copy reads
@@ -129,17 +172,7 @@ class _Ahead:
     def __init__(self, p: PlannedFile, copy: Callable[[Callable[[], None]], Copy]):
         self.p = p
         self._cancelled = False
-        self._copy: Copy | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(copy,), name="copy-ahead",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, copy: Callable[[Callable[[], None]], Copy]) -> None:
-        try:
-            self._copy = copy(self._go_on)
-        except BaseException as exc:  # noqa: BLE001  (raised again by take())
-            self._error = exc
+        self._job = _Background(lambda: copy(self._go_on), "copy-ahead")
 
     def _go_on(self) -> None:
         if self._cancelled:
@@ -147,23 +180,18 @@ class _Ahead:
 
     def take(self) -> Copy:
         """The copy, or what its making raised (a SourceError, a VaultError, a stop...)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        assert self._copy is not None
-        return self._copy
+        return self._job.result()
 
     def wait(self) -> None:
         """Wait until the copy is made (or failed); take() then gives it."""
-        self._thread.join()
+        self._job.wait()
 
     def discard(self) -> None:
         """Stop the copy (at its next block) and remove what it wrote."""
         self._cancelled = True
-        self._thread.join()
-        if self._copy is not None:
-            self._copy.writer.discard()
-            self._copy = None
+        made = self._job.wait()
+        if made is not None:
+            made.writer.discard()
 
 
 class Filer:
@@ -251,20 +279,31 @@ class Filer:
                              + self.not_stored)
                 return FileOutcome(path, "failed", detail=exc.kind)
             except VaultError as exc:
-                kind = vault_fault_kind(exc.errno)
-                self.explain(kind, path=path, device=p.device, error=str(exc),
-                             action="the partial copy was discarded; " + self.not_stored)
-                return FileOutcome(path, "failed", detail=kind)
+                return self._vault_failed(p, exc, discarded="the partial copy")
             if following is not None and self._ahead is None:
                 self._ahead = self._copy_ahead(following)
+            # The check (ffprobe: a process's start, 0.1 s) reads the copy while it is made
+            # durable and read back, and the next file is read from the recorder; its
+            # verdict counts only for a copy that reads back identical.
+            # (A file of one block, a photo, is checked here: a thread would cost more.)
+            checked = _Background(partial(self._check, p, copy), "check",
+                                  threaded=copy.size > self.st.options.block_size)
+            try:
+                copy.writer.seal()
+            except VaultError as exc:
+                checked.wait()
+                copy.writer.discard()
+                return self._vault_failed(
+                    p, exc, discarded="the copy, which could not be made durable,")
             mismatch = self._read_back(copy)
             if mismatch is None:
                 try:
-                    media, problem = self._check(p, copy)
+                    media, problem = checked.result()
                 except DockInterrupted:  # stopped with the dock: no verdict, no copy
                     copy.writer.discard()
                     raise
                 return Ready(p, target, copy, media, problem)
+            checked.wait()
             copy.writer.discard()
             again = attempt < MAX_COPY_ATTEMPTS
             self.explain("digest_mismatch", path=path, device=p.device,
@@ -298,6 +337,7 @@ class Filer:
 
     def _copy(self, p: PlannedFile, target: PurePosixPath,
               go_on: Callable[[], None] | None = None) -> Copy:
+        """Read ``p`` from the recorder into a new vault file (unsealed)."""
         opts = self.st.options
 
         def advance(nbytes: int) -> None:
@@ -321,7 +361,6 @@ class Filer:
                     if size == 0 or not exc.keeps_copy:
                         raise
                     changed = exc  # keep what was read: it may exist nowhere else now
-                writer.seal()
             except BaseException:
                 writer.discard()
                 raise
@@ -481,10 +520,13 @@ class Filer:
             raise CatalogStopped(str(exc)) from exc
         r.pending = None
 
-    def _vault_failed(self, p: PlannedFile, exc: VaultError) -> FileOutcome:
+    def _vault_failed(self, p: PlannedFile, exc: VaultError, *,
+                      discarded: str = "the verified copy") -> FileOutcome:
+        """The explanation of a vault fault that ends ``p``'s filing, naming what was
+        discarded."""
         kind = vault_fault_kind(exc.errno)
         self.explain(kind, path=p.entry.path, device=p.device, error=str(exc),
-                     action="the verified copy was discarded; " + self.not_stored)
+                     action=f"{discarded} was discarded; " + self.not_stored)
         return FileOutcome(p.entry.path, "failed", detail=kind)
 
     def _check(self, p: PlannedFile, copy: Copy

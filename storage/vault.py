@@ -27,6 +27,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +48,13 @@ WORK = ".work"
 _TMP_PREFIX = ".tmp-"
 _LOCK = "lock"
 _READ_BLOCK = 1 << 20
+#: A copy is made durable every ``fsync_every`` bytes, and also once SYNC_AFTER_S has
+#: passed since its last durable range with at least SYNC_AFTER_MIN bytes written since:
+#: from a slow source (a recorder on USB 2) the disk is idle between ranges, and what
+#: is left when the file ends (its last sync and read-back, which nothing overlaps) is
+#: then a quarter second of the source's bytes, not up to ``fsync_every`` of them.
+SYNC_AFTER_S = 0.25
+SYNC_AFTER_MIN = 1 << 20
 
 
 class FileOps(Protocol):
@@ -119,12 +127,13 @@ class Vault:
     of a vault shared by the stations of a site (None: the root is this station's alone)."""
 
     def __init__(self, root: Path, *, fsync_every: int = 64 << 20, ops: FileOps | None = None,
-                 station: str | None = None):
+                 station: str | None = None, clock: Callable[[], float] = time.monotonic):
         self.root = root
         self.base_rel = PurePosixPath(STATIONS, safe_component(station)) if station \
             else PurePosixPath()
         self.base = root.joinpath(*self.base_rel.parts)  # holds this station's work folders
         self.fsync_every = fsync_every
+        self.clock = clock  # (seconds) when a range was last made durable: VaultWriter.write
         self.ops: FileOps = ops or OsFileOps()
         self._owner: str | None = None
         self._owner_fd: int | None = None
@@ -408,6 +417,7 @@ class VaultWriter:
         self.fd: int | None = fd
         self.written = 0
         self._since_sync = 0
+        self._synced_at = vault.clock()
         self._check = check  # reads back the ranges made durable (Vault.writer(read_back))
 
     @property
@@ -423,9 +433,12 @@ class VaultWriter:
                 view = view[n:]
                 self.written += n
                 self._since_sync += n
-            if self._since_sync >= self.vault.fsync_every:
+            if self._since_sync >= self.vault.fsync_every or (
+                    self._since_sync >= SYNC_AFTER_MIN
+                    and self.vault.clock() - self._synced_at >= SYNC_AFTER_S):
                 self.vault.ops.fdatasync(self.fd)
                 self._since_sync = 0
+                self._synced_at = self.vault.clock()
                 if self._check is not None:
                     self._check.durable(self.written)
         except OSError as exc:

@@ -90,8 +90,11 @@ def test_a_read_only_vault_stores_nothing_and_says_so(
 class FaultyOps(OsFileOps):
     """The vault's system calls, failing or corrupting as a test asks."""
 
-    def __init__(self, *, fail_write: int | None = None, corrupt_attempts: int = 0):
+    def __init__(self, *, fail_write: int | None = None, fail_fsync: int | None = None,
+                 corrupt_attempts: int = 0):
         self.fail_write = fail_write
+        self.fail_fsync = fail_fsync  # the n-th seal of a copy fails
+        self.fsyncs = 0
         self.corrupt_attempts = corrupt_attempts  # copies of the first file written badly
         self.writes = 0
         self.seen: set[str] = set()
@@ -118,6 +121,14 @@ class FaultyOps(OsFileOps):
             return os.write(fd, flipped)
         return os.write(fd, data)
 
+    def fsync(self, fd: int) -> None:
+        with self.lock:
+            self.fsyncs += 1
+            failing = self.fsyncs == self.fail_fsync
+        if failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        os.fsync(fd)
+
 
 def test_an_io_error_writing_one_file_does_not_stop_the_others(
         station: IngestContext, volume: Path) -> None:
@@ -127,6 +138,19 @@ def test_an_io_error_writing_one_file_does_not_stop_the_others(
     assert "Input/output error" in eio.error
     assert station.catalog.count_recordings() == 5
     assert not list(station.vault.temporaries())
+
+
+def test_a_copy_that_cannot_be_made_durable_is_explained_and_the_rest_go_on(
+        station: IngestContext, volume: Path) -> None:
+    """Its seal (the sync after the last byte) runs while the next file is read."""
+    station.vault.ops = FaultyOps(fail_fsync=2)
+    summary = run_dock(station, FolderVolume(volume))
+    [eio] = [e for e in summary.explanations if e.kind == "vault_io_error"]
+    assert "Input/output error" in eio.error
+    assert eio.action.startswith("the copy, which could not be made durable, was discarded")
+    assert station.catalog.count_recordings() == 5
+    assert not list(station.vault.temporaries())
+    assert verify_store(station.catalog, station.vault, keys(station)).ok  # type: ignore[arg-type]
 
 
 def test_a_bad_copy_is_discarded_and_copied_again(station: IngestContext,

@@ -13,7 +13,7 @@ import pytest
 import storage.readback as readback
 from storage.errors import VaultError
 from storage.readback import PAGE
-from storage.vault import OsFileOps, Vault
+from storage.vault import SYNC_AFTER_MIN, SYNC_AFTER_S, OsFileOps, Vault
 
 REL = PurePosixPath("files/a/b/clip.mp4")
 
@@ -167,3 +167,32 @@ def test_a_copy_that_cannot_be_read_back_is_a_vault_error(tmp_path: Path) -> Non
     with pytest.raises(VaultError, match="read back"):
         w.readback()
     w.discard()
+
+
+def test_a_slow_copy_is_made_durable_every_quarter_second_as_well(tmp_path: Path) -> None:
+    """From a source slower than the disk, ranges are made durable (and read back) by time
+    too, so little is left to sync and read back when the file ends."""
+    now = [100.0]
+    ops = CountingOps()
+    vault = Vault(tmp_path / "vault", fsync_every=64 << 20, ops=ops, clock=lambda: now[0])
+    w = vault.writer(REL, read_back=True)
+    half = os.urandom(SYNC_AFTER_MIN // 2)
+    w.write(half)
+    now[0] += SYNC_AFTER_S
+    assert ops.durable == 0  # not yet a minimum's worth since the last range
+    w.write(half)
+    assert ops.durable == SYNC_AFTER_MIN  # a minimum's worth and the time: durable
+    w.write(half + half)
+    now[0] += SYNC_AFTER_S / 2
+    w.write(b"x")
+    assert ops.durable == SYNC_AFTER_MIN  # enough bytes, too soon
+    now[0] += SYNC_AFTER_S / 2
+    w.write(b"y")
+    assert ops.durable == 2 * SYNC_AFTER_MIN + 2
+    w.write(b"z" * 100)
+    now[0] += 60
+    w.write(b"z")
+    assert ops.durable == 2 * SYNC_AFTER_MIN + 2  # long since, but too few bytes
+    w.seal()
+    body = half * 4 + b"xy" + b"z" * 101
+    assert w.readback() == (hashlib.sha256(body).hexdigest(), len(body))
