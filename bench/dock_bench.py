@@ -12,7 +12,9 @@
 
 The media are made first, in a process of their own (ffmpeg's memory would
 otherwise count); then each scenario runs in its own process, and its peak RSS
-is that of the daemon docking and of the ffprobe runs it waits for. The
+is that of the daemon docking and of the ffprobe runs it waits for. Each simulated
+recorder runs in a process of its own (bench/sim_recorder.py), as a real recorder
+is a device of its own; all are made before any is plugged, then plugged at once. The
 simulated bus is polled every 0.1 s, which is part of the latency measured;
 udev delivers events without that delay.
 Usage: python bench/dock_bench.py [--rounds 5] [--mib 256] [--dir /var/tmp/evidock-dock-bench]
@@ -45,8 +47,7 @@ from agent.daemon import Daemon, model_ids
 from agent.settings import load_settings
 from agent.station import open_station
 from devices.media import ShiftPlan, make_clip, record_shift, recorder_name
-from devices.simbus import SimBusDiscovery, SimulatedDock
-from devices.simulator import SimIdentity, SimState, SimulatedRecorder
+from devices.simbus import SimBusDiscovery
 
 ZONE = ZoneInfo("Asia/Shanghai")
 RECORDERS = {"one": 1, "two": 2, "eight": 8}
@@ -95,28 +96,37 @@ def run_docks(work: Path, volumes: list[Path], workers: int) -> list[dict[str, A
     daemon = Daemon(settings, station, [SimBusDiscovery(bus, model_ids(settings))])
     thread = threading.Thread(target=daemon.run)
     thread.start()
-    docks, plugged = [], []
-    for n, volume in enumerate(volumes):
-        state = SimState(identity=SimIdentity(device=f"ZFY{n:04d}"))
-        docks.append(SimulatedDock(bus, SimulatedRecorder(volume, state, zone=ZONE),
-                                   f"BENCH{n:02d}"))
-    for dock in docks:
-        plugged.append(time.monotonic())
-        dock.plug()
+    recorders = {f"BENCH{n:02d}": subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("sim_recorder.py")), str(bus),
+         str(volume), f"ZFY{n:04d}", f"BENCH{n:02d}"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True) for n, volume in enumerate(volumes)}
     results = []
-    for dock, at in zip(docks, plugged, strict=True):
-        worker = daemon.wait_for(dock.usb_serial, 600)
-        assert worker is not None and worker.state == "done", worker and worker.error
-        p = worker.progress
-        assert p.first_byte_at is not None and worker.finished_at is not None
-        results.append({"first_byte_s": p.first_byte_at - at,
-                        "verified_s": worker.finished_at - at,
-                        "copy_s": worker.finished_at - p.first_byte_at,
-                        "bytes": p.bytes_done})
-        dock.unplug()
-    daemon.request_stop()
-    thread.join()
-    station.catalog.close()
+    try:
+        for proc in recorders.values():  # every one made before any is plugged
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for proc in recorders.values():
+            assert proc.stdin is not None
+            proc.stdin.write("plug\n")
+            proc.stdin.flush()
+        plugged = {serial: float(proc.stdout.readline())  # type: ignore[union-attr]
+                   for serial, proc in recorders.items()}
+        for serial, at in plugged.items():
+            worker = daemon.wait_for(serial, 600)
+            assert worker is not None and worker.state == "done", worker and worker.error
+            p = worker.progress
+            assert p.first_byte_at is not None and worker.finished_at is not None
+            results.append({"first_byte_s": p.first_byte_at - at,
+                            "verified_s": worker.finished_at - at,
+                            "copy_s": worker.finished_at - p.first_byte_at,
+                            "bytes": p.bytes_done})
+    finally:
+        for proc in recorders.values():  # stdin closed: it unplugs and ends
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(30)
+        daemon.request_stop()
+        thread.join()
+        station.catalog.close()
     return results
 
 
@@ -134,7 +144,7 @@ def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
     rates = [r["bytes"] / r["copy_s"] / 1e6 for r in runs]
     return {"recorders": count, "aggregate_mb_s": sum(r["bytes"] for r in runs) / wall / 1e6,
             "rates_mb_s": rates, "fairness_min": min(rates) / statistics.mean(rates),
-            "wall_s": wall}
+            "wall_s": wall, "docks": runs}
 
 
 def run_all(args: argparse.Namespace, work: Path) -> dict[str, Any]:
