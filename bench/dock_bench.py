@@ -7,7 +7,8 @@
            recorded). Median of --rounds.
   one      one recorder holding --mib MiB (4 H.264 clips made by ffmpeg), alone.
   two      two such recorders plugged at once, workers = 8;
-  eight    eight: aggregate throughput against `one`, fairness (the slowest
+  eight    eight: aggregate throughput against `one` (all bytes over the time from
+           the first plug to the last verified file), fairness (the slowest
            recorder's rate against the mean) and peak RSS.
 
 The media are made first, in a process of their own (ffmpeg's memory would
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,7 +118,8 @@ def run_docks(work: Path, volumes: list[Path], workers: int) -> list[dict[str, A
             results.append({"first_byte_s": p.first_byte_at - at,
                             "verified_s": worker.finished_at - at,
                             "copy_s": worker.finished_at - p.first_byte_at,
-                            "bytes": p.bytes_done})
+                            "bytes": p.bytes_done, "plugged_at": at,
+                            "done_at": worker.finished_at})
     finally:
         for proc in recorders.values():  # stdin closed: it unplugs and ends
             assert proc.stdin is not None
@@ -138,9 +139,8 @@ def scenario(name: str, work: Path, rounds: int, mib: int) -> dict[str, Any]:
                 "all": runs}
     count = RECORDERS[name]
     volumes = [work / f"vol{n}" for n in range(count)]
-    started = time.monotonic()
     runs = run_docks(work, volumes, count)
-    wall = time.monotonic() - started
+    wall = max(r["done_at"] for r in runs) - min(r["plugged_at"] for r in runs)
     rates = [r["bytes"] / r["copy_s"] / 1e6 for r in runs]
     return {"recorders": count, "aggregate_mb_s": sum(r["bytes"] for r in runs) / wall / 1e6,
             "rates_mb_s": rates, "fairness_min": min(rates) / statistics.mean(rates),

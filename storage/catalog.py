@@ -48,6 +48,9 @@ from storage.quickread import connect_readonly
 from storage.terms import SCHEMA, LogFilter
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+#: How long a writer waits for another to finish (SQLite's busy timeout, and the turn of
+#: the process's own writers: Catalog._writing).
+BUSY_TIMEOUT_S = 30
 
 
 def make_engine(url: str, *, write: bool = True, password: str | None = None) -> Engine:
@@ -77,7 +80,7 @@ def make_engine(url: str, *, write: bool = True, password: str | None = None) ->
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -313,6 +316,7 @@ class Catalog:
     def __init__(self, engine: Engine, writer: Engine | None = None):
         self.engine = engine
         self.writer = writer  # None: opened read-only
+        self._turn = threading.RLock()  # one write transaction of this process at a time
         self.station_id: str | None = None  # named in each ledger leaf this catalog writes
         self._snapshot = threading.local()  # .session: the reads of this thread share it
 
@@ -386,16 +390,29 @@ class Catalog:
         except SQLAlchemyError as exc:
             raise self._failed("read", exc) from exc
 
-    def _writing(self, what: str) -> Engine:
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[Session]:
+        """A write transaction, begun once it is this thread's turn among the process's
+        writers. Its threads (a daemon's docks) queue for the turn here, served as it is
+        released, rather than in SQLite's busy handler, which retries a waiting writer
+        after ever longer sleeps (up to 100 ms) while newcomers go first: eight docks at
+        once kept a starting dock from writing its session for up to a second."""
         if self.writer is None:
             raise CatalogError(f"catalog: cannot {what}: it was opened read-only")
-        return self.writer
+        if not self._turn.acquire(timeout=BUSY_TIMEOUT_S):  # as long as SQLite would wait
+            raise CatalogError(f"catalog: cannot {what}: another write of this process kept "
+                               f"the catalog for {BUSY_TIMEOUT_S} s")
+        try:
+            with Session(self.writer, expire_on_commit=False) as db, db.begin():
+                yield db
+        finally:
+            self._turn.release()
 
     @contextmanager
     def transaction(self, what: str) -> Iterator[Session]:
         """One write transaction, sealed by its ledger leaf; errors become CatalogError."""
         try:
-            with Session(self._writing(what), expire_on_commit=False) as db, db.begin():
+            with self._writing(what) as db:
                 ledger.watch(db)
                 yield db
                 ledger.seal(db, self.station_id)
@@ -807,7 +824,7 @@ class Catalog:
         """Keep a signed checkpoint (not a ledger change: it is about the ledger)."""
         what = f"keep checkpoint {checkpoint.size}"
         try:
-            with Session(self._writing(what), expire_on_commit=False) as db, db.begin():
+            with self._writing(what) as db:
                 db.merge(checkpoint)
         except SQLAlchemyError as exc:
             raise self._failed(what, exc) from exc

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import stat
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ingest.plan import Identity
 from ingest.record import IngestRecord
 from ingest.verify import verify_store
 from storage.catalog import Catalog, make_engine
+from storage.errors import CatalogError
 from storage.registry import Registry
 from storage.terms import SCHEMA, LogFilter
 from tests.catalogdb import raw_catalog
@@ -179,3 +181,33 @@ def test_a_catalog_made_by_the_first_schema_upgrades_with_its_rows(
     catalog = Catalog.open(url)
     [old] = catalog.sessions()
     assert (old.session_id, old.interrupted, old.clock_set) == ("s-old", False, False)
+
+
+def test_the_writers_of_one_process_take_turns_and_a_turn_never_given_is_an_error(
+        station: IngestContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon's docks write one after the other, each served as the one before it ends;
+    a write that waits longer than SQLite's own busy timeout fails as SQLite would (here
+    the timeout is made short), naming what it could not do, and changes nothing."""
+    catalog = station.catalog
+    monkeypatch.setattr(storage.catalog, "BUSY_TIMEOUT_S", 0.2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with catalog.transaction("hold the turn"):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        before = catalog.head().size
+        with pytest.raises(CatalogError, match="cannot annotate recording 1: another write "
+                                               "of this process kept the catalog for 0\\.2 s"):
+            catalog.annotate(1, by="x", case_no="C-1", party=None, category=None)
+    finally:
+        release.set()
+        holder.join()
+    assert catalog.head().size == before
+    with catalog.transaction("after the turn came back") as db:  # served once released
+        assert db is not None
