@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -57,14 +57,16 @@ from agent.station import (
     trusted_keys,
 )
 from agent.status import NotRunning, read_status
-from devices.volume import FolderVolume
 from ingest.dock import IngestContext, Summary
 from ingest.explain import needs_notice
-from ingest.plan import Identity
 from storage.durable import write_atomic
 from storage.errors import CatalogUnreachable, EvidockError, NotFound, UsageError
 from storage.terms import LogFilter
 from storage.text import shown
+
+if TYPE_CHECKING:
+    from devices.volume import FolderVolume
+    from ingest.plan import Identity
 
 # The catalog's modules (SQLAlchemy), the keys' (cryptography), the settings' (pydantic),
 # the dock's and the verifier's are imported in the commands that use them: a command
@@ -265,8 +267,8 @@ def keys_export_public(
 
 # ingest ----------------------------------------------------------------------
 
-def _dock(station: IngestContext, volume: FolderVolume, given: Identity, stop: SignalStop,
-          show_progress: bool) -> Summary:
+def _dock(station: IngestContext, volume: "FolderVolume", given: "Identity",
+          stop: SignalStop, show_progress: bool) -> Summary:
     """Dock the folder; a signal caught by ``stop`` ends it cleanly."""
     from devices.source import FolderSource
     from ingest.pipeline import Dock
@@ -302,6 +304,9 @@ def ingest(
     SIGTERM or Ctrl-C stops it cleanly: the file in hand is finished or discarded, the
     dock session is closed with a true account, and the exit code is 128 + the signal.
     """
+    from devices.volume import FolderVolume
+    from ingest.plan import Identity
+
     if not path.strip():
         raise UsageError("an empty path names no folder; give the recorder volume's folder")
     volume = FolderVolume(Path(path))  # before anything is created: a wrong path changes nothing

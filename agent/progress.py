@@ -6,22 +6,22 @@ import signal
 from types import FrameType, TracebackType
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 from ingest.dock import DockInterrupted, NoProgress
 from ingest.dock import Progress as DockProgress
 
 
 class TerminalProgress:
     def __init__(self) -> None:
+        from rich.console import Console  # (only a dock shows it; every command starts)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
         self.bar = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
             TransferSpeedColumn(), TimeRemainingColumn(),
