@@ -45,12 +45,9 @@ from storage.models import (
     Station,
 )
 from storage.quickread import connect_readonly
-from storage.terms import SCHEMA, LogFilter
+from storage.terms import BUSY_TIMEOUT_S, SCHEMA, LogFilter
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
-#: How long a writer waits for another to finish (SQLite's busy timeout, and the turn of
-#: the process's own writers: Catalog._writing).
-BUSY_TIMEOUT_S = 30
 
 
 def make_engine(url: str, *, write: bool = True, password: str | None = None) -> Engine:
@@ -400,8 +397,8 @@ class Catalog:
         if self.writer is None:
             raise CatalogError(f"catalog: cannot {what}: it was opened read-only")
         if not self._turn.acquire(timeout=BUSY_TIMEOUT_S):  # as long as SQLite would wait
-            raise CatalogError(f"catalog: cannot {what}: another write of this process kept "
-                               f"the catalog for {BUSY_TIMEOUT_S} s")
+            raise CatalogError(f"catalog: cannot {what}: another write of this process held "
+                               f"the catalog's turn for {BUSY_TIMEOUT_S} s")
         try:
             with Session(self.writer, expire_on_commit=False) as db, db.begin():
                 yield db

@@ -4,12 +4,14 @@ Importing SQLAlchemy and SQLModel takes 0.4 s, more than these commands may take
 (0.3 s, issue 11), and their reads are few and plain: so they are made here with the
 standard library's sqlite3, on a connection that cannot write, all in one snapshot. The
 rows come back as :class:`RecordingRow` and :class:`ExplanationRow`: the attributes,
-types and values the catalog's models give for the same rows (tests/unit/
+types and values the catalog's models give for the same rows (tests/integration/
 test_quickread.py holds the two paths to each other on the same catalogs).
 
-Anything out of the ordinary (a catalog that is not SQLite, not at this release's
-schema, that cannot be opened or read) raises :class:`Unsuitable`: the command then
-reads through storage.catalog, which says what is wrong in its own words.
+A catalog out of the ordinary (not SQLite, not at this release's schema, one that cannot
+be opened) raises :class:`Unsuitable` when opened: the command then reads it through
+storage.catalog, which says what is wrong in its own words. A read that fails once it
+is open (a damaged page, a writer holding the catalog past the busy timeout) is a
+CatalogError, as it is through storage.catalog.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from storage.errors import NotFound
-from storage.terms import SCHEMA, LogFilter
+from storage.errors import CatalogError, NotFound
+from storage.terms import BUSY_TIMEOUT_S, SCHEMA, LogFilter
 
 if TYPE_CHECKING:
     from storage.models import Explanation, Recording
@@ -133,7 +135,7 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
     conn.isolation_level = None
     conn.execute("PRAGMA query_only=ON")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
     return conn
 
 
@@ -151,6 +153,7 @@ class QuickCatalog:
             self._conn = connect_readonly(path)
         except (OSError, sqlite3.Error) as exc:
             raise Unsuitable(f"{path}: {exc}") from exc
+        self._path = path
         self._conn.row_factory = sqlite3.Row
         try:
             self._conn.execute("BEGIN")
@@ -219,7 +222,7 @@ class QuickCatalog:
         try:
             return self._conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise Unsuitable(f"cannot read the catalog: {exc}") from exc
+            raise CatalogError(f"catalog: cannot read {self._path}: {exc}") from exc
 
     def _rows(self, cls: type[Row], sql: str, params: dict[str, Any]) -> list[Row]:
         times, flags = _KINDS[cls]

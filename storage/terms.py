@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+#: How long a reader or writer of the catalog waits for a writer to finish (SQLite's busy
+#: timeout, and the turn of the process's own writers: Catalog._writing).
+BUSY_TIMEOUT_S = 30
+
 #: The newest migration in storage/migrations (a test keeps the two the same). A catalog
 #: already at it is opened without loading alembic at all.
 SCHEMA = "0008"

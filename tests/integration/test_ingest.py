@@ -203,7 +203,8 @@ def test_the_writers_of_one_process_take_turns_and_a_turn_never_given_is_an_erro
         assert holding.wait(30)
         before = catalog.head().size
         with pytest.raises(CatalogError, match="cannot annotate recording 1: another write "
-                                               "of this process kept the catalog for 0\\.2 s"):
+                                               "of this process held the catalog's turn "
+                                               "for 0\\.2 s"):
             catalog.annotate(1, by="x", case_no="C-1", party=None, category=None)
     finally:
         release.set()

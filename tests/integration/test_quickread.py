@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from agent.render import explanation_dict, recording_dict
 from storage.catalog import Catalog
-from storage.errors import NotFound
+from storage.errors import CatalogError, NotFound
 from storage.models import Explanation, Officer, Recording, UTCDateTime
 from storage.quickread import ExplanationRow, QuickCatalog, RecordingRow, Unsuitable
 from storage.terms import LogFilter
@@ -215,6 +215,23 @@ def test_what_is_not_read_quickly_is_named(catalog_file: Path, tmp_path: Path) -
         QuickCatalog(garbage)
     with pytest.raises(Unsuitable, match="No such file or directory"):
         QuickCatalog(tmp_path / "nowhere" / "catalog.db")
+
+
+def test_a_read_that_fails_once_open_is_a_catalog_error(catalog_file: Path,
+                                                       tmp_path: Path) -> None:
+    """Not a reason to read some other way: the command says it, as through the ORM."""
+    path = Path(shutil.copy(catalog_file, tmp_path / "catalog.db"))
+    quick = QuickCatalog(path)
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as db:  # every page but the first (the schema) damaged
+            db.seek(4096)
+            db.write(b"\xff" * (size - 4096))
+        with pytest.raises(CatalogError, match=r"catalog: cannot read .*catalog\.db: "
+                                               r"database disk image is malformed"):
+            quick.recordings()
+    finally:
+        quick.close()
 
 
 def test_the_readers_import_no_orm(home: Path, recent_volume: Path) -> None:
