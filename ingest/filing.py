@@ -134,8 +134,10 @@ class _Background(Generic[T]):
     def __init__(self, fn: Callable[[], T], name: str, *, threaded: bool = True):
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        self._thread: threading.Thread | None = None
         if threaded:
+            self._thread = threading.Thread(target=self._run, args=(fn,), name=name,
+                                            daemon=True)
             self._thread.start()
         else:
             self._run(fn)
@@ -160,7 +162,7 @@ class _Background(Generic[T]):
         return self._value if self._error is None else None
 
     def _join(self) -> None:
-        if self._thread.ident is not None:
+        if self._thread is not None:
             self._thread.join()
 
 

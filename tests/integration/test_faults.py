@@ -130,24 +130,18 @@ class FaultyOps(OsFileOps):
         os.fsync(fd)
 
 
-def test_an_io_error_writing_one_file_does_not_stop_the_others(
-        station: IngestContext, volume: Path) -> None:
-    station.vault.ops = FaultyOps(fail_write=3)
+@pytest.mark.parametrize(("ops", "discarded"), [
+    (FaultyOps(fail_write=3), "the partial copy was discarded"),
+    # the seal (the sync after the last byte) runs while the next file is read
+    (FaultyOps(fail_fsync=2), "the copy, which could not be made durable, was discarded")],
+    ids=["write", "seal"])
+def test_an_io_error_on_one_file_is_explained_and_does_not_stop_the_others(
+        station: IngestContext, volume: Path, ops: FaultyOps, discarded: str) -> None:
+    station.vault.ops = ops
     summary = run_dock(station, FolderVolume(volume))
     [eio] = [e for e in summary.explanations if e.kind == "vault_io_error"]
     assert "Input/output error" in eio.error
-    assert station.catalog.count_recordings() == 5
-    assert not list(station.vault.temporaries())
-
-
-def test_a_copy_that_cannot_be_made_durable_is_explained_and_the_rest_go_on(
-        station: IngestContext, volume: Path) -> None:
-    """Its seal (the sync after the last byte) runs while the next file is read."""
-    station.vault.ops = FaultyOps(fail_fsync=2)
-    summary = run_dock(station, FolderVolume(volume))
-    [eio] = [e for e in summary.explanations if e.kind == "vault_io_error"]
-    assert "Input/output error" in eio.error
-    assert eio.action.startswith("the copy, which could not be made durable, was discarded")
+    assert eio.action.startswith(discarded)
     assert station.catalog.count_recordings() == 5
     assert not list(station.vault.temporaries())
     assert verify_store(station.catalog, station.vault, keys(station)).ok  # type: ignore[arg-type]
